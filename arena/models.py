@@ -1,0 +1,127 @@
+"""Raters, battles, votes (append-only) and rating snapshots."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from evaluation.models import Prompt, Sample
+from models_registry.models import GenerativeModel, Task
+
+
+class RaterKind(models.TextChoices):
+    HUMAN = "human", "Human"
+    JUDGE = "judge", "VLM judge"
+
+
+class Rater(models.Model):
+    """Who voted: a logged-in user, an anonymous browser session, or a VLM judge."""
+
+    kind = models.CharField(max_length=8, choices=RaterKind.choices, default=RaterKind.HUMAN)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="rater",
+    )
+    session_key = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    judge_name = models.CharField(max_length=120, null=True, blank=True, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=RaterKind.values), name="rater_kind_valid"),
+            models.CheckConstraint(
+                condition=Q(kind="judge", judge_name__isnull=False) | Q(kind="human"),
+                name="rater_judge_has_name",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"rater {self.pk} ({self.kind})"
+
+
+class Battle(models.Model):
+    """Two anonymous samples of one prompt shown to one rater; `token` is unguessable, single-use."""
+
+    token = models.CharField(max_length=64, unique=True)
+    task = models.CharField(max_length=20, choices=Task.choices)
+    prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="battles")
+    sample_a = models.ForeignKey(Sample, on_delete=models.PROTECT, related_name="+")
+    sample_b = models.ForeignKey(Sample, on_delete=models.PROTECT, related_name="+")
+    served_to = models.ForeignKey(Rater, on_delete=models.CASCADE, related_name="battles")
+    served_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    ip_hash = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["served_to", "served_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(sample_a=F("sample_b")), name="battle_distinct_samples"
+            ),
+            models.CheckConstraint(
+                condition=Q(expires_at__gt=F("served_at")), name="battle_expiry_after_serve"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"battle {self.pk}"
+
+
+class Outcome(models.TextChoices):
+    MODEL_A = "model_a", "A is better"
+    MODEL_B = "model_b", "B is better"
+    TIE = "tie", "Tie"
+    BOTH_BAD = "both_bad", "Both are bad"
+
+
+class Vote(models.Model):
+    """One rater's verdict on one battle. Append-only; model ids are denormalised for GROUP BY."""
+
+    battle = models.OneToOneField(Battle, on_delete=models.PROTECT, related_name="vote")
+    rater = models.ForeignKey(Rater, on_delete=models.PROTECT, related_name="votes")
+    rater_kind = models.CharField(max_length=8, choices=RaterKind.choices, default=RaterKind.HUMAN)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    task = models.CharField(max_length=20, choices=Task.choices)
+    category = models.CharField(max_length=60, blank=True)
+    model_a = models.ForeignKey(GenerativeModel, on_delete=models.PROTECT, related_name="+")
+    model_b = models.ForeignKey(GenerativeModel, on_delete=models.PROTECT, related_name="+")
+    ip_hash = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["task", "rater_kind", "category"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(outcome__in=Outcome.values), name="vote_outcome_valid"
+            ),
+            models.CheckConstraint(condition=~Q(model_a=F("model_b")), name="vote_distinct_models"),
+        ]
+
+    def __str__(self) -> str:
+        return f"vote {self.pk}: {self.outcome}"
+
+
+class RatingSnapshot(models.Model):
+    """A fitted leaderboard for (task, category, rater kind); '' category means all prompts."""
+
+    task = models.CharField(max_length=20, choices=Task.choices)
+    category = models.CharField(max_length=60, blank=True, default="")
+    rater_kind = models.CharField(max_length=8, choices=RaterKind.choices, default=RaterKind.HUMAN)
+    computed_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    n_votes = models.PositiveIntegerField(default=0)
+    method = models.JSONField(default=dict, blank=True)
+    # [{model, rating, lower, upper, variance, votes, rank, rank_ub, ...}, ...] sorted by rating.
+    rows = models.JSONField(default=list, blank=True)
+    # Win-rate / battle-count matrices, flags (disconnected graph, infinite MLE), etc.
+    extra = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-computed_at"]
+        indexes = [models.Index(fields=["task", "category", "rater_kind", "-computed_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.task}/{self.category or 'all'}/{self.rater_kind} @ {self.computed_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,82 @@
+"""Reading settings from the environment: one place, one-line errors naming the variable."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+def fail(variable: str, problem: str) -> None:
+    """Stop the process with a single line naming the bad variable (settings load at start)."""
+    raise SystemExit(f"configuration error: {variable}: {problem}")
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    fail(name, f"expected one of {sorted(TRUE_WORDS | FALSE_WORDS - {''})}, got {raw!r}")
+    return default
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        fail(name, f"expected an integer, got {raw!r}")
+    return default
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        fail(name, f"expected a number, got {raw!r}")
+    return default
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_path(name: str) -> Path | None:
+    """An optional local file path (e.g. model weights); empty means 'not configured'."""
+    raw = os.environ.get(name, "").strip()
+    return Path(raw).expanduser() if raw else None
+
+
+def database_from_url(name: str, default: str) -> dict:
+    import dj_database_url
+
+    raw = os.environ.get(name, "").strip() or default
+    try:
+        config = dj_database_url.parse(raw, conn_max_age=60, conn_health_checks=True)
+    except Exception as exc:  # dj_database_url raises several types for malformed URLs
+        fail(name, f"malformed database URL {raw!r} ({exc})")
+    engine = config.get("ENGINE", "")
+    if not engine:
+        fail(name, f"unsupported database URL scheme in {raw!r}; use postgres:// or sqlite://")
+    if "sqlite" not in engine and not config.get("NAME"):
+        fail(name, f"database URL {raw!r} names no database")
+    return config

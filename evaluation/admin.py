@@ -1,0 +1,55 @@
+from django.contrib import admin
+
+from evaluation.models import EvalRun, MetricResult, Prompt, PromptSet, ReferenceSet, Sample
+
+
+class PromptInline(admin.TabularInline):
+    model = Prompt
+    extra = 0
+
+
+@admin.register(PromptSet)
+class PromptSetAdmin(admin.ModelAdmin):
+    list_display = ["slug", "name", "task", "created_at"]
+    inlines = [PromptInline]
+
+
+@admin.register(Prompt)
+class PromptAdmin(admin.ModelAdmin):
+    list_display = ["text", "category", "prompt_set"]
+    list_filter = ["prompt_set", "category"]
+    search_fields = ["text"]
+
+
+@admin.register(Sample)
+class SampleAdmin(admin.ModelAdmin):
+    list_display = ["version", "prompt", "seed", "media_kind", "generation_seconds", "created_at"]
+    list_filter = ["media_kind"]
+    readonly_fields = ["public_id", "sha256"]
+
+
+@admin.register(ReferenceSet)
+class ReferenceSetAdmin(admin.ModelAdmin):
+    list_display = ["slug", "task", "backbone", "n", "weights_sha256", "created_at"]
+
+
+@admin.register(EvalRun)
+class EvalRunAdmin(admin.ModelAdmin):
+    list_display = ["version", "prompt_set", "status", "started_at", "finished_at"]
+    list_filter = ["status"]
+
+
+@admin.register(MetricResult)
+class MetricResultAdmin(admin.ModelAdmin):
+    list_display = [
+        "version",
+        "metric",
+        "status",
+        "value",
+        "lower",
+        "upper",
+        "n",
+        "backbone",
+        "weights_sha256",
+    ]
+    list_filter = ["metric", "status"]
