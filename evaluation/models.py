@@ -131,6 +131,9 @@ class EvalRun(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"eval run {self.pk} of version {self.version_id} ({self.status})"
+
 
 class MetricStatus(models.TextChoices):
     OK = "ok", "OK"
