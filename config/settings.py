@@ -223,3 +223,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# --- app-specific settings (each block owned by one area) ---------------------------------
+# [registry settings]
+# [generators settings]
+# [metrics settings]
+# [arena settings]
+# [ratings settings]
+# [judge settings]
