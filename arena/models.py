@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import secrets
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
 from evaluation.models import Prompt, Sample
 from models_registry.models import GenerativeModel, Task
+
+
+def new_token() -> str:
+    """An unguessable URL-safe token (256 bits), used for battles and their media."""
+    return secrets.token_urlsafe(32)
 
 
 class RaterKind(models.TextChoices):
@@ -46,7 +53,10 @@ class Rater(models.Model):
 class Battle(models.Model):
     """Two anonymous samples of one prompt shown to one rater; `token` is unguessable, single-use."""
 
-    token = models.CharField(max_length=64, unique=True)
+    token = models.CharField(max_length=64, unique=True, default=new_token)
+    # Per-battle opaque media ids: the same sample gets a new id in every battle.
+    media_token_a = models.CharField(max_length=64, unique=True, default=new_token)
+    media_token_b = models.CharField(max_length=64, unique=True, default=new_token)
     task = models.CharField(max_length=20, choices=Task.choices)
     prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="battles")
     sample_a = models.ForeignKey(Sample, on_delete=models.PROTECT, related_name="+")
@@ -57,7 +67,10 @@ class Battle(models.Model):
     ip_hash = models.CharField(max_length=64, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["served_to", "served_at"])]
+        indexes = [
+            models.Index(fields=["served_to", "served_at"]),
+            models.Index(fields=["ip_hash", "served_at"]),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=~Q(sample_a=F("sample_b")), name="battle_distinct_samples"
@@ -93,7 +106,12 @@ class Vote(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
-        indexes = [models.Index(fields=["task", "rater_kind", "category"])]
+        indexes = [
+            models.Index(fields=["task", "rater_kind", "category"]),
+            # Rate limits count a rater's / an address's recent votes.
+            models.Index(fields=["rater", "created_at"]),
+            models.Index(fields=["ip_hash", "created_at"]),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(outcome__in=Outcome.values), name="vote_outcome_valid"

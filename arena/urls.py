@@ -3,4 +3,19 @@ from django.urls import path
 from arena import views
 
 app_name = "arena"
-urlpatterns = [path("", views.home, name="home")]
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("arena/<slug:task>/", views.arena_page, name="arena"),
+    path("arena/<slug:task>/battles", views.battle_new, name="battle-new"),
+    path("arena/battles/<str:token>/vote", views.vote, name="vote"),
+    path("arena/media/<str:media_token>", views.battle_media, name="battle-media"),
+    path("leaderboard/<slug:task>/", views.leaderboard_page, name="leaderboard"),
+    path("leaderboard/<slug:task>.json", views.leaderboard_json, name="leaderboard-json"),
+    path("leaderboard/<slug:task>.csv", views.leaderboard_csv, name="leaderboard-csv"),
+    path("models/<slug:slug>/", views.model_page, name="model"),
+    path(
+        "models/<slug:slug>/samples/<uuid:public_id>",
+        views.model_sample_media,
+        name="model-sample",
+    ),
+]

@@ -1,5 +1,318 @@
+"""HTML pages and their media: the arena, the leaderboard, model pages (thin: parse, call, render)."""
+
+from __future__ import annotations
+
+import csv
+import mimetypes
+from pathlib import PurePosixPath
+
+from django.conf import settings
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.shortcuts import render
+from django.utils.safestring import mark_safe
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_GET, require_POST
+
+from arena import charts, selectors, services
+from arena.models import Battle, Outcome
+from arena.services import ArenaRefusal
+from models_registry.models import Task
+
+OUTCOME_KEYS = (
+    (Outcome.MODEL_A, "A is better", "1"),
+    (Outcome.MODEL_B, "B is better", "2"),
+    (Outcome.TIE, "Tie", "3"),
+    (Outcome.BOTH_BAD, "Both are bad", "4"),
+)
 
 
-def home(request):
-    return render(request, "home.html")
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "home.html", {"tasks": Task.choices})
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def request_ip_hash(request: HttpRequest) -> str:
+    address = services.client_address(
+        remote_addr=request.META.get("REMOTE_ADDR", ""),
+        forwarded_for=request.META.get("HTTP_X_FORWARDED_FOR", ""),
+    )
+    return services.address_hash(address)
+
+
+def refusal_response(request: HttpRequest, refusal: ArenaRefusal) -> HttpResponse:
+    if wants_json(request):
+        response = JsonResponse(
+            {"error": refusal.code, "message": refusal.message}, status=refusal.status
+        )
+    else:
+        response = render(
+            request,
+            "arena/refusal.html",
+            {"message": refusal.message, "code": refusal.code},
+            status=refusal.status,
+        )
+    if refusal.retry_after:
+        response["Retry-After"] = str(refusal.retry_after)
+    return response
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF refusals in the arena's words (403), as JSON for JSON clients."""
+    return refusal_response(
+        request,
+        ArenaRefusal(
+            403,
+            "csrf_failed",
+            "This form is missing its security token (CSRF). Reload the page and try again.",
+        ),
+    )
+
+
+def _task_or_404(task: str) -> str:
+    if not selectors.is_valid_task(task):
+        raise Http404(f"Unknown task {task!r}; use one of {', '.join(Task.values)}.")
+    return task
+
+
+def battle_payload(battle: Battle) -> dict:
+    """Everything the browser needs before the vote, and no model identity."""
+    kind = selectors.MEDIA_KIND_FOR_TASK[Task(battle.task)]
+    return {
+        "token": battle.token,
+        "task": battle.task,
+        "prompt": {"text": battle.prompt.text, "category": battle.prompt.category},
+        "media_kind": str(kind),
+        "media": [
+            {"side": "A", "url": f"/arena/media/{battle.media_token_a}"},
+            {"side": "B", "url": f"/arena/media/{battle.media_token_b}"},
+        ],
+        "vote_url": f"/arena/battles/{battle.token}/vote",
+        "min_view_seconds": settings.ARENA_MIN_VIEW_SECONDS,
+        "expires_at": battle.expires_at.isoformat(),
+    }
+
+
+# --- arena ---------------------------------------------------------------------------------
+
+
+@require_GET
+@ensure_csrf_cookie
+def arena_page(request: HttpRequest, task: str) -> HttpResponse:
+    _task_or_404(task)
+    rater = services.rater_for_session(user=request.user, session=request.session)
+    context = {"task": task, "task_label": Task(task).label, "outcomes": OUTCOME_KEYS}
+    try:
+        battle = services.battle_create(task=task, rater=rater, ip_hash=request_ip_hash(request))
+    except ArenaRefusal as refusal:
+        if refusal.code != "no_battle":
+            return refusal_response(request, refusal)
+        return render(request, "arena/arena.html", {**context, "unavailable": refusal.message})
+    return render(request, "arena/arena.html", {**context, "battle": battle_payload(battle)})
+
+
+@require_POST
+def battle_new(request: HttpRequest, task: str) -> HttpResponse:
+    """POST: a new battle for this session's rater, as JSON (used by "Next battle")."""
+    try:
+        _task_or_404(task)
+        rater = services.rater_for_session(user=request.user, session=request.session)
+        battle = services.battle_create(task=task, rater=rater, ip_hash=request_ip_hash(request))
+    except Http404:
+        return JsonResponse({"error": "unknown_task", "message": "Unknown task."}, status=404)
+    except ArenaRefusal as refusal:
+        response = JsonResponse(
+            {"error": refusal.code, "message": refusal.message}, status=refusal.status
+        )
+        if refusal.retry_after:
+            response["Retry-After"] = str(refusal.retry_after)
+        return response
+    return JsonResponse(battle_payload(battle), status=201)
+
+
+@require_POST
+def vote(request: HttpRequest, token: str) -> HttpResponse:
+    """POST outcome=model_a|model_b|tie|both_bad; JSON reveal, or the HTML reveal page."""
+    rater = services.rater_for_session(user=request.user, session=request.session, create=False)
+    try:
+        recorded = services.vote_create(
+            token=token,
+            rater=rater,
+            outcome=request.POST.get("outcome", ""),
+            ip_hash=request_ip_hash(request),
+        )
+    except ArenaRefusal as refusal:
+        return refusal_response(request, refusal)
+    reveal = services.battle_reveal(vote=recorded)
+    if wants_json(request):
+        return JsonResponse(reveal, status=201)
+    return render(
+        request,
+        "arena/revealed.html",
+        {"reveal": reveal, "task": recorded.task, "outcome_label": recorded.get_outcome_display()},
+        status=201,
+    )
+
+
+def _stream_sample(sample) -> StreamingHttpResponse:
+    """The sample's bytes with a content type from its extension and no name-bearing header."""
+    content_type = mimetypes.guess_type(PurePosixPath(sample.media.name).name)[0]
+    handle = sample.media.storage.open(sample.media.name, "rb")
+    response = StreamingHttpResponse(
+        iter(lambda: handle.read(64 * 1024), b""),
+        content_type=content_type or "application/octet-stream",
+    )
+    response["Content-Length"] = str(sample.media.storage.size(sample.media.name))
+    response["X-Content-Type-Options"] = "nosniff"
+    response.close = handle.close  # closed when the server finishes the response
+    return response
+
+
+@require_GET
+def battle_media(request: HttpRequest, media_token: str) -> HttpResponse:
+    rater = services.rater_for_session(user=request.user, session=request.session, create=False)
+    try:
+        sample = services.battle_media_for(media_token=media_token, rater=rater)
+    except ArenaRefusal as refusal:
+        return refusal_response(request, refusal)
+    response = _stream_sample(sample)
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+# --- leaderboard ---------------------------------------------------------------------------
+
+
+def _board(request: HttpRequest, task: str) -> selectors.Leaderboard:
+    _task_or_404(task)
+    category = request.GET.get("category", "").strip()
+    return selectors.leaderboard(task=task, category=category, user=request.user)
+
+
+@require_GET
+def leaderboard_page(request: HttpRequest, task: str) -> HttpResponse:
+    board = _board(request, task)
+    names = {row["model"]: row.get("display_name") or row["model"] for row in board.rows}
+    history = selectors.rating_history(task=task, category=board.category, user=request.user)
+    shown = [row["model"] for row in board.rows[:10]]
+    series = {
+        names.get(slug, slug): [snap["ratings"].get(slug) for snap in history] for slug in shown
+    }
+    context = {
+        "task": task,
+        "task_label": Task(task).label,
+        "tasks": Task.choices,
+        "board": board,
+        "categories": selectors.categories(task=task),
+        "metric_columns": [(m, selectors.metric_label(m)) for m in board.metrics],
+        "provisional_votes": settings.ARENA_PROVISIONAL_VOTES,
+        "ci_svg": mark_safe(charts.ci_plot(board.rows)),
+        "heatmap_svg": mark_safe(
+            charts.win_rate_heatmap(
+                [names.get(s, s) for s in board.models],
+                board.win_rate_matrix,
+                board.count_matrix or None,
+            )
+            if board.win_rate_matrix
+            else ""
+        ),
+        "history_svg": mark_safe(
+            charts.rating_over_time([snap["computed_at"] for snap in history], series)
+        ),
+    }
+    return render(request, "arena/leaderboard.html", context)
+
+
+def _export_rows(board: selectors.Leaderboard) -> list[dict]:
+    rows = []
+    for row in board.rows:
+        out = {key: row.get(key) for key in selectors.LEADERBOARD_COLUMNS}
+        out["metrics"] = row.get("metrics", {})
+        rows.append(out)
+    return rows
+
+
+@require_GET
+def leaderboard_json(request: HttpRequest, task: str) -> JsonResponse:
+    board = _board(request, task)
+    snapshot = board.snapshot
+    return JsonResponse(
+        {
+            "task": task,
+            "category": board.category,
+            "computed_at": snapshot.computed_at.isoformat() if snapshot else None,
+            "n_votes": snapshot.n_votes if snapshot else 0,
+            "provisional_below_votes": settings.ARENA_PROVISIONAL_VOTES,
+            "rows": _export_rows(board),
+            "metrics": board.metrics,
+            "models": board.models,
+            "win_rate_matrix": board.win_rate_matrix,
+            "count_matrix": board.count_matrix,
+            "flags": board.flags,
+        }
+    )
+
+
+@require_GET
+def leaderboard_csv(request: HttpRequest, task: str) -> HttpResponse:
+    board = _board(request, task)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    suffix = f"-{board.category}" if board.category else ""
+    response["Content-Disposition"] = f'attachment; filename="leaderboard-{task}{suffix}.csv"'
+    writer = csv.writer(response)
+    writer.writerow([*selectors.LEADERBOARD_COLUMNS, *board.metrics, "computed_at"])
+    computed = board.snapshot.computed_at.isoformat() if board.snapshot else ""
+    for row in _export_rows(board):
+        cells = [row[key] for key in selectors.LEADERBOARD_COLUMNS]
+        for metric in board.metrics:
+            cell = row["metrics"].get(metric)
+            cells.append(
+                cell["value"] if cell and cell["status"] == "ok" else (cell or {}).get("status")
+            )
+        writer.writerow([*cells, computed])
+    return response
+
+
+# --- model pages ---------------------------------------------------------------------------
+
+
+def _model_or_404(request: HttpRequest, slug: str):
+    model = selectors.model_for_page(slug=slug, user=request.user)
+    if model is None:
+        raise Http404("No such model.")
+    return model
+
+
+@require_GET
+def model_page(request: HttpRequest, slug: str) -> HttpResponse:
+    model = _model_or_404(request, slug)
+    context = {
+        "model": model,
+        "versions": selectors.model_versions(model=model),
+        "gallery": selectors.sample_gallery(model=model),
+        "metric_history": selectors.metric_history(model=model),
+        "head_to_head": selectors.head_to_head(model=model, user=request.user),
+    }
+    return render(request, "arena/model.html", context)
+
+
+@require_GET
+def model_sample_media(request: HttpRequest, slug: str, public_id) -> HttpResponse:
+    model = _model_or_404(request, slug)
+    sample = selectors.gallery_sample(model=model, public_id=public_id)
+    if sample is None:
+        raise Http404("No such sample.")
+    response = _stream_sample(sample)
+    response["Cache-Control"] = "public, max-age=86400"
+    return response

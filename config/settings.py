@@ -226,8 +226,95 @@ LOGGING = {
 
 # --- app-specific settings (each block owned by one area) ---------------------------------
 # [registry settings]
+# Checkpoint archive limits (validation rejects anything beyond them before unpacking).
+CHECKPOINT_MAX_FILES = env_int("CHECKPOINT_MAX_FILES", 1000)
+CHECKPOINT_MAX_UNPACKED_BYTES = env_int("CHECKPOINT_MAX_UNPACKED_BYTES", 20 * 1024**3)
+CHECKPOINT_MAX_COMPRESSION_RATIO = env_float("CHECKPOINT_MAX_COMPRESSION_RATIO", 100.0)
+CHECKPOINT_MAX_JSON_BYTES = env_int("CHECKPOINT_MAX_JSON_BYTES", 64 * 1024**2)
+SAFETENSORS_MAX_HEADER_BYTES = env_int("SAFETENSORS_MAX_HEADER_BYTES", 100 * 1024**2)
+# Chunked upload: one PUT carries at most this many bytes; the body is streamed, never buffered.
+UPLOAD_CHUNK_MAX_BYTES = env_int("UPLOAD_CHUNK_MAX_BYTES", 64 * 1024**2)
+UPLOAD_STREAM_BUFFER_BYTES = env_int("UPLOAD_STREAM_BUFFER_BYTES", 1024**2)
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
+    {
+        "VersionStatusEnum": "models_registry.models.VersionStatus",
+        "UploadStatusEnum": "models_registry.models.UploadStatus",
+        "MetricStatusEnum": "evaluation.models.MetricStatus",
+    }
+)
 # [generators settings]
 # [metrics settings]
+# Accept weights whose sha256 differs from the published one (results still show the hash).
+INCEPTION_WEIGHTS_CUSTOM = env_bool("INCEPTION_WEIGHTS_CUSTOM", WEIGHTS_ALLOW_CUSTOM)
+CLIP_WEIGHTS_CUSTOM = env_bool("CLIP_WEIGHTS_CUSTOM", WEIGHTS_ALLOW_CUSTOM)
+I3D_WEIGHTS_CUSTOM = env_bool("I3D_WEIGHTS_CUSTOM", WEIGHTS_ALLOW_CUSTOM)
+METRICS_DEVICE = env_str("METRICS_DEVICE", "auto")  # "auto" (cuda when present), "cpu", "cuda:0"
+METRICS_BATCH_SIZE = env_int("METRICS_BATCH_SIZE", 32)  # images (or videos) per backbone call
+METRICS_BY_TASK = {
+    "text-to-image": env_list("METRICS_TEXT_TO_IMAGE", ["fid", "kid", "clip_score", "cmmd", "fd_clip"]),
+    "text-to-video": env_list("METRICS_TEXT_TO_VIDEO", ["fvd", "clip_score", "fd_clip"]),
+}
+for _task, _names in METRICS_BY_TASK.items():
+    for _name in _names:
+        if _name not in ("fid", "kid", "clip_score", "cmmd", "fd_clip", "fvd"):
+            fail(f"METRICS_{_task.upper().replace('-', '_')}", f"unknown metric {_name!r}")
+# Real reference media per task: a folder of PNG/JPEG (images) or MP4 (videos); empty = the
+# synthetic benchmark renders (METRICS_SYNTHETIC_REFERENCE_SIZE items, fixed seed).
+METRICS_REFERENCE_DIRS = {
+    "text-to-image": env_path("METRICS_REFERENCE_IMAGES_DIR"),
+    "text-to-video": env_path("METRICS_REFERENCE_VIDEOS_DIR"),
+}
+METRICS_SYNTHETIC_REFERENCE_SIZE = env_int("METRICS_SYNTHETIC_REFERENCE_SIZE", 512)
+METRICS_SYNTHETIC_REFERENCE_SEED = env_int("METRICS_SYNTHETIC_REFERENCE_SEED", 7)
+METRICS_SYNTHETIC_RESOLUTION = env_int("METRICS_SYNTHETIC_RESOLUTION", 32)  # pixels
+METRICS_FVD_FRAMES = env_int("METRICS_FVD_FRAMES", 16)  # StyleGAN-V protocol: 16 frames
+METRICS_KID_SUBSETS = env_int("METRICS_KID_SUBSETS", 100)
+METRICS_KID_SUBSET_SIZE = env_int("METRICS_KID_SUBSET_SIZE", 1000)
+METRICS_BOOTSTRAP = env_int("METRICS_BOOTSTRAP", 100)  # CMMD bootstrap replicates
+METRICS_JACKKNIFE_GROUPS = env_int("METRICS_JACKKNIFE_GROUPS", 10)  # FD confidence interval
 # [arena settings]
+ARENA_MIN_VIEW_SECONDS = env_float("ARENA_MIN_VIEW_SECONDS", 2.0)  # before a vote is accepted
+ARENA_BATTLE_TTL_SECONDS = env_int("ARENA_BATTLE_TTL_SECONDS", 30 * 60)  # then votes are refused
+ARENA_VOTES_PER_MINUTE_PER_RATER = env_int("ARENA_VOTES_PER_MINUTE_PER_RATER", 20)
+ARENA_VOTES_PER_MINUTE_PER_IP = env_int("ARENA_VOTES_PER_MINUTE_PER_IP", 120)
+ARENA_BATTLES_PER_MINUTE_PER_RATER = env_int("ARENA_BATTLES_PER_MINUTE_PER_RATER", 40)
+ARENA_BATTLES_PER_MINUTE_PER_IP = env_int("ARENA_BATTLES_PER_MINUTE_PER_IP", 240)
+# Number of X-Forwarded-For hops added by trusted reverse proxies (0: use REMOTE_ADDR).
+ARENA_TRUSTED_PROXY_HOPS = env_int("ARENA_TRUSTED_PROXY_HOPS", 0)
+ARENA_PROVISIONAL_VOTES = env_int("ARENA_PROVISIONAL_VOTES", 30)  # fewer: marked provisional
+ARENA_SAMPLING_FLOOR = env_float("ARENA_SAMPLING_FLOOR", 0.05)  # share of uniform pair picks
+ARENA_NEW_MODEL_BOOST = env_float("ARENA_NEW_MODEL_BOOST", 2.0)  # extra weight, fades with votes
+ARENA_POOL_CACHE_SECONDS = env_float("ARENA_POOL_CACHE_SECONDS", 10.0)  # eligible-sample cache
+ARENA_REFRESH_DEBOUNCE_SECONDS = env_float("ARENA_REFRESH_DEBOUNCE_SECONDS", 15.0)
+CSRF_FAILURE_VIEW = "arena.views.csrf_failure"  # refusals in words (JSON for JSON clients)
 # [ratings settings]
+RATINGS_CI = env_str("RATINGS_CI", "sandwich")  # snapshot intervals: "sandwich" or "bootstrap"
+if RATINGS_CI not in ("sandwich", "bootstrap"):
+    fail("RATINGS_CI", f"expected 'sandwich' or 'bootstrap', got {RATINGS_CI!r}")
+RATINGS_BOOTSTRAP_ROUNDS = env_int("RATINGS_BOOTSTRAP_ROUNDS", 100)
+RATINGS_SIGNIFICANCE = env_float("RATINGS_SIGNIFICANCE", 0.05)  # 0.05: 95% intervals
+RATINGS_SCALE = env_float("RATINGS_SCALE", 400.0)  # rating points per factor BASE of odds
+RATINGS_BASE = env_float("RATINGS_BASE", 10.0)
+RATINGS_INIT_RATING = env_float("RATINGS_INIT_RATING", 1000.0)  # mean rating
+RATINGS_TIE_WEIGHT = env_float("RATINGS_TIE_WEIGHT", 0.5)  # a tie = this much of a win for each
+RATINGS_BOTH_BAD = env_str("RATINGS_BOTH_BAD", "tie")  # "tie" or "drop"
+if RATINGS_BOTH_BAD not in ("tie", "drop"):
+    fail("RATINGS_BOTH_BAD", f"expected 'tie' or 'drop', got {RATINGS_BOTH_BAD!r}")
+RATINGS_REWEIGHT = env_bool("RATINGS_REWEIGHT", False)  # weight votes 1 / max(pair votes, 50)
+RATINGS_PRIOR_SD = env_float("RATINGS_PRIOR_SD", 400.0)  # points; used only when no finite MLE
+RATINGS_ELO_K = env_float("RATINGS_ELO_K", 16.0)  # online Elo step (points per surprise)
+RATINGS_ELO_WINDOW = env_int("RATINGS_ELO_WINDOW", 5000)  # recent-form Elo over the last N votes
+RATINGS_SNAPSHOT_KEEP = env_int("RATINGS_SNAPSHOT_KEEP", 2000)  # per board; 0 keeps all
 # [judge settings]
+JUDGE_BACKEND = env_str("JUDGE_BACKEND", "")  # "api", "local" or "" (whichever is configured)
+if JUDGE_BACKEND not in ("", "api", "local"):
+    fail("JUDGE_BACKEND", f"expected 'api', 'local' or empty, got {JUDGE_BACKEND!r}")
+JUDGE_NAME = env_str("JUDGE_NAME", "")  # shown on the leaderboard; default: the model / folder name
+JUDGE_API_TIMEOUT_SECONDS = env_float("JUDGE_API_TIMEOUT_SECONDS", 120.0)  # per HTTP request
+JUDGE_API_MAX_RETRIES = env_int("JUDGE_API_MAX_RETRIES", 4)  # on 429, 5xx, timeouts
+JUDGE_API_BACKOFF_SECONDS = env_float("JUDGE_API_BACKOFF_SECONDS", 1.0)  # doubles per retry
+JUDGE_API_BACKOFF_MAX_SECONDS = env_float("JUDGE_API_BACKOFF_MAX_SECONDS", 60.0)
+JUDGE_API_CONCURRENCY = env_int("JUDGE_API_CONCURRENCY", 4)  # requests in flight at once
+JUDGE_API_MAX_TOKENS = env_int("JUDGE_API_MAX_TOKENS", 512)
+JUDGE_VIDEO_FRAMES = env_int("JUDGE_VIDEO_FRAMES", 8)  # frames sampled evenly from each video
+JUDGE_LOCAL_DEVICE = env_str("JUDGE_LOCAL_DEVICE", "auto")  # "auto", "cpu", "cuda", "cuda:1"

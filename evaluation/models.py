@@ -158,8 +158,11 @@ class MetricResult(models.Model):
     n = models.PositiveIntegerField(default=0)
     backbone = models.CharField(max_length=80)
     weights_sha256 = models.CharField(max_length=64, blank=True)
+    # True when the weights' sha256 is not the published one (accepted because marked custom).
+    weights_custom = models.BooleanField(default=False)
     reference = models.CharField(max_length=80, blank=True, default="")
     message = models.TextField(blank=True)
+    details = models.JSONField(default=dict, blank=True)  # e.g. KID std, CI method, reference n
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -181,3 +184,67 @@ class MetricResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version} {self.metric}={self.value}"
+
+
+# --- VLM judge (issue 8) ---
+class JudgeMode(models.TextChoices):
+    VQASCORE = "vqascore", "VQAScore (P(Yes), local VLM)"
+    RUBRIC = "rubric", "VIEScore-style rubric"
+
+
+class JudgeStatus(models.TextChoices):
+    OK = "ok", "OK"
+    FAILED = "failed", "Failed"
+
+
+class JudgeResult(models.Model):
+    """One judge's verdict on one sample in one mode; idempotent on (sample, judge, mode)."""
+
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="judge_results")
+    judge = models.CharField(max_length=120)
+    mode = models.CharField(max_length=12, choices=JudgeMode.choices)
+    status = models.CharField(max_length=8, choices=JudgeStatus.choices)
+    # VQAScore: probability in [0, 1]; rubric: sqrt(SC * PQ) on 0-10.
+    score = models.FloatField(null=True, blank=True)
+    rationale = models.TextField(blank=True)
+    raw = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["sample", "judge", "mode"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sample", "judge", "mode"], name="judgeresult_natural_key"
+            ),
+            models.CheckConstraint(
+                condition=Q(mode__in=JudgeMode.values), name="judgeresult_mode_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=JudgeStatus.values), name="judgeresult_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="ok", score__isnull=False)
+                | Q(status="failed", score__isnull=True),
+                name="judgeresult_ok_has_score",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.judge} {self.mode} sample {self.sample_id}: {self.status} {self.score}"
+
+
+class JudgeCacheEntry(models.Model):
+    """A judge's parsed-OK answer, keyed by sha256 of (judge, mode, prompt, sample sha256s)."""
+
+    key = models.CharField(max_length=64, primary_key=True)
+    judge = models.CharField(max_length=120, db_index=True)
+    mode = models.CharField(max_length=32)
+    response = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.judge} {self.mode} {self.key[:12]}"

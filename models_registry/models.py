@@ -145,6 +145,8 @@ class Upload(models.Model):
     total_size = models.BigIntegerField()
     received = models.BigIntegerField(default=0)
     storage_name = models.CharField(max_length=300, blank=True)
+    # Hex sha256 of the complete file, verified against the author's value at finalize.
+    sha256 = models.CharField(max_length=64, blank=True)
     status = models.CharField(
         max_length=12, choices=UploadStatus.choices, default=UploadStatus.OPEN
     )

@@ -1,0 +1,483 @@
+"""Reads for the arena and the leaderboard: eligible samples, sampler state, leaderboards, models.
+
+Visibility rule everywhere: a private model is shown only to its owner and to staff; public and
+unlisted models are shown to everyone (unlisted ones are just not advertised). The leaderboard
+reads RatingSnapshot rows only; it never fits ratings on a page request.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Count, Q, QuerySet
+
+from arena.models import Battle, Outcome, RaterKind, RatingSnapshot, Vote
+from arena.sampling import ELO_PER_LOGIT, ModelState
+from evaluation.models import MediaKind, MetricResult, Prompt, Sample
+from models_registry.models import (
+    GenerativeModel,
+    ModelVersion,
+    Task,
+    VersionStatus,
+    Visibility,
+)
+
+MEDIA_KIND_FOR_TASK = {Task.TEXT_TO_IMAGE: MediaKind.IMAGE, Task.TEXT_TO_VIDEO: MediaKind.VIDEO}
+EXCLUDED_VERSION_STATUSES = (VersionStatus.REJECTED, VersionStatus.FAILED)
+# Metrics shown beside the ratings, in this order; any other metric present follows them.
+METRIC_ORDER = ("fid", "kid", "clip_score", "cmmd", "fvd", "vqascore")
+METRIC_LABELS = {
+    "fid": "FID ↓",
+    "kid": "KID ↓",
+    "clip_score": "CLIP score ↑",
+    "cmmd": "CMMD ↓",
+    "fvd": "FVD ↓",
+    "vqascore": "VQAScore ↑",
+}
+LEADERBOARD_COLUMNS = (
+    "rank",
+    "rank_ub",
+    "model",
+    "display_name",
+    "rating",
+    "lower",
+    "upper",
+    "votes",
+    "win_rate",
+    "provisional",
+)
+
+
+def visible_models(*, user) -> QuerySet[GenerativeModel]:
+    """Models this user may see: public and unlisted, plus their own private ones (all for staff)."""
+    try:  # the registry's rule when it exists, so both apps apply one definition
+        from models_registry.selectors import visible_models as registry_visible_models
+    except ImportError:
+        registry_visible_models = None
+    if registry_visible_models is not None:
+        return registry_visible_models(user=user)
+    models = GenerativeModel.objects.all()
+    if user is not None and user.is_authenticated and user.is_staff:
+        return models
+    rule = ~Q(visibility=Visibility.PRIVATE)
+    if user is not None and user.is_authenticated:
+        rule |= Q(owner=user)
+    return models.filter(rule)
+
+
+def is_valid_task(task: str) -> bool:
+    return task in Task.values
+
+
+# --- arena pool and sampler state ------------------------------------------------------------
+
+
+def eligible_samples(*, task: str) -> QuerySet[Sample]:
+    """Samples that may appear in battles: approved, non-private, not rejected/failed versions."""
+    return (
+        Sample.objects.filter(
+            version__arena_approved=True,
+            version__model__task=task,
+            media_kind=MEDIA_KIND_FOR_TASK[Task(task)],
+            prompt__prompt_set__task=task,
+        )
+        .exclude(version__model__visibility=Visibility.PRIVATE)
+        .exclude(version__status__in=EXCLUDED_VERSION_STATUSES)
+    )
+
+
+def arena_pool(*, task: str) -> dict[int, dict[int, list[int]]]:
+    """prompt id -> model id -> sample ids of the model's newest eligible version for that prompt.
+
+    Cached per process for ARENA_POOL_CACHE_SECONDS (the pool changes when versions are approved).
+    """
+    key = f"arena:pool:{task}"
+    ttl = settings.ARENA_POOL_CACHE_SECONDS
+    if ttl > 0:
+        cached = cache.get(key)
+        if cached is not None:
+            return cached
+    rows = eligible_samples(task=task).values_list(
+        "id", "prompt_id", "version_id", "version__model_id", "version__created_at"
+    )
+    newest: dict[int, tuple] = {}
+    for _, _, version_id, model_id, created in rows:
+        if model_id not in newest or (created, version_id) > newest[model_id]:
+            newest[model_id] = (created, version_id)
+    pool: dict[int, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for sample_id, prompt_id, version_id, model_id, _ in rows:
+        if newest[model_id][1] == version_id:
+            pool[prompt_id][model_id].append(sample_id)
+    result = {p: {m: sorted(s) for m, s in ms.items()} for p, ms in pool.items() if len(ms) >= 2}
+    if ttl > 0:
+        cache.set(key, result, ttl)
+    return result
+
+
+def latest_snapshot(*, task: str, category: str = "", rater_kind: str = RaterKind.HUMAN):
+    """The newest RatingSnapshot for (task, category, rater kind), or None."""
+    from arena.rating_snapshots import latest_snapshot as ratings_latest_snapshot
+
+    return ratings_latest_snapshot(task=task, category=category, rater_kind=rater_kind)
+
+
+def points_per_logit() -> float:
+    """Rating points per natural log-odds unit of the snapshots (400 / ln 10 by default)."""
+    scale = getattr(settings, "RATINGS_SCALE", 400.0)
+    base = getattr(settings, "RATINGS_BASE", 10.0)
+    return scale / math.log(base) if base > 1 else ELO_PER_LOGIT
+
+
+@dataclass(frozen=True)
+class SamplerState:
+    states: dict[int, ModelState]  # model id -> rating / variance in logits, votes
+    covariance: np.ndarray | None = None  # logits², indexed like `order` (Laplace approximation)
+    order: tuple[int, ...] = ()
+
+
+def sampler_state(*, task: str) -> SamplerState:
+    """Ratings, variances and vote counts of the latest human snapshot, in logit units.
+
+    The covariance of the ratings is rebuilt from the snapshot's battle counts and ratings
+    (the Bradley–Terry Fisher information plus a unit prior), so that the sampler sees how
+    uncertain each *difference* is, not only each rating.
+    """
+    key = f"arena:sampler:{task}"
+    ttl = settings.ARENA_POOL_CACHE_SECONDS
+    if ttl > 0:
+        cached = cache.get(key)
+        if cached is not None:
+            return cached
+    snapshot = latest_snapshot(task=task)
+    if snapshot is None or not snapshot.rows:
+        return SamplerState(states={})
+    slugs = [row["model"] for row in snapshot.rows]
+    ids = dict(GenerativeModel.objects.filter(slug__in=slugs).values_list("slug", "id"))
+    center = float(np.mean([row["rating"] for row in snapshot.rows]))
+    points = points_per_logit()
+    states = {
+        ids[row["model"]]: ModelState(
+            rating=(row["rating"] - center) / points,
+            variance=max(float(row.get("variance") or 0.0), 0.0) / points**2,
+            votes=int(row.get("votes") or 0),
+        )
+        for row in snapshot.rows
+        if row["model"] in ids
+    }
+    order, covariance = _laplace_covariance(snapshot, ids, states)
+    result = SamplerState(states=states, covariance=covariance, order=order)
+    if ttl > 0:
+        cache.set(key, result, ttl)
+    return result
+
+
+def _laplace_covariance(snapshot, ids: dict[str, int], states: dict[int, ModelState]):
+    extra = snapshot.extra or {}
+    names, counts = extra.get("models"), extra.get("count_matrix")
+    if not names or not counts:
+        return (), None
+    keep = [k for k, slug in enumerate(names) if slug in ids and ids[slug] in states]
+    if len(keep) < 2:
+        return (), None
+    order = tuple(ids[names[k]] for k in keep)
+    n = np.array(counts, dtype=np.float64)[np.ix_(keep, keep)]
+    n = n + n.T if np.allclose(np.tril(n, -1), 0) else n  # accept upper-triangular counts
+    theta = np.array([states[m].rating for m in order])
+    p = 1.0 / (1.0 + np.exp(-(theta[:, None] - theta[None, :])))
+    w = n * p * (1.0 - p)
+    np.fill_diagonal(w, 0.0)
+    hessian = np.diag(w.sum(axis=1)) - w + np.eye(len(order))
+    return order, np.linalg.inv(hessian)
+
+
+# --- battles -------------------------------------------------------------------------------
+
+
+def battle_by_media_token(*, media_token: str) -> tuple[Battle, Sample] | None:
+    """The battle and sample behind a per-battle opaque media id, or None."""
+    battle = (
+        Battle.objects.select_related("sample_a", "sample_b")
+        .filter(Q(media_token_a=media_token) | Q(media_token_b=media_token))
+        .first()
+    )
+    if battle is None:
+        return None
+    return battle, battle.sample_a if battle.media_token_a == media_token else battle.sample_b
+
+
+# --- leaderboard ---------------------------------------------------------------------------
+
+
+def categories(*, task: str) -> list[str]:
+    """Prompt categories of the task that have a snapshot (for the category filter)."""
+    return sorted(
+        set(
+            RatingSnapshot.objects.filter(task=task, rater_kind=RaterKind.HUMAN)
+            .exclude(category="")
+            .values_list("category", flat=True)
+        )
+    )
+
+
+def latest_metric_results(*, model_ids: list[int]) -> dict[int, dict[str, MetricResult]]:
+    """model id -> metric name -> result, from each model's newest version that has results."""
+    results = (
+        MetricResult.objects.filter(version__model_id__in=model_ids)
+        .select_related("version")
+        .order_by("version__model_id", "-version__created_at", "-version_id", "-updated_at")
+    )
+    chosen_version: dict[int, int] = {}
+    by_model: dict[int, dict[str, MetricResult]] = defaultdict(dict)
+    for result in results:
+        model_id = result.version.model_id
+        version_id = chosen_version.setdefault(model_id, result.version_id)
+        if result.version_id == version_id and result.metric not in by_model[model_id]:
+            by_model[model_id][result.metric] = result
+    return dict(by_model)
+
+
+def metric_columns(names) -> list[str]:
+    present = set(names)
+    ordered = [m for m in METRIC_ORDER if m in present]
+    return ordered + sorted(present - set(ordered))
+
+
+def metric_label(name: str) -> str:
+    if name in METRIC_LABELS:
+        return METRIC_LABELS[name]
+    if name.startswith("judge_"):
+        return f"Judge: {name.removeprefix('judge_').replace('_', ' ')}"
+    return name.replace("_", " ")
+
+
+@dataclass
+class Leaderboard:
+    task: str
+    category: str
+    snapshot: RatingSnapshot | None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)  # slugs, in the snapshot's matrix order
+    win_rate_matrix: list[list[float | None]] = field(default_factory=list)
+    count_matrix: list[list[int]] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+
+
+def leaderboard(*, task: str, category: str = "", user=None) -> Leaderboard:
+    """The latest human leaderboard of (task, category), restricted to models the user may see.
+
+    Each row is the snapshot's row plus ``provisional`` (fewer than ARENA_PROVISIONAL_VOTES
+    votes), ``model_url`` and ``metrics`` (metric name -> {status, value, lower, upper, message}).
+    """
+    snapshot = latest_snapshot(task=task, category=category)
+    board = Leaderboard(task=task, category=category, snapshot=snapshot)
+    if snapshot is None:
+        return board
+    visible = dict(
+        visible_models(user=user)
+        .filter(slug__in=[r["model"] for r in snapshot.rows])
+        .values_list("slug", "id")
+    )
+    rows = [dict(r) for r in snapshot.rows if r["model"] in visible]
+    results = latest_metric_results(model_ids=list(visible.values()))
+    board.metrics = metric_columns(m for by_name in results.values() for m in by_name)
+    threshold = settings.ARENA_PROVISIONAL_VOTES
+    for row in rows:
+        row["provisional"] = int(row.get("votes") or 0) < threshold
+        row["model_url"] = f"/models/{row['model']}/"
+        by_name = results.get(visible[row["model"]], {})
+        row["metrics"] = {
+            name: _metric_cell(by_name.get(name)) for name in board.metrics if name in by_name
+        }
+    board.rows = rows
+    extra = snapshot.extra or {}
+    names = list(extra.get("models") or [])
+    keep = [k for k, slug in enumerate(names) if slug in visible]
+    board.models = [names[k] for k in keep]
+    for key, target in (("win_rate_matrix", "win_rate_matrix"), ("count_matrix", "count_matrix")):
+        matrix = extra.get(key) or []
+        if matrix and len(matrix) == len(names):
+            setattr(board, target, [[matrix[i][j] for j in keep] for i in keep])
+    board.flags = [str(f) for f in (extra.get("flags") or [])]
+    return board
+
+
+def _metric_cell(result: MetricResult | None) -> dict[str, Any]:
+    if result is None:
+        return {"status": "missing", "value": None, "lower": None, "upper": None, "message": ""}
+    return {
+        "status": result.status,
+        "value": result.value,
+        "lower": result.lower,
+        "upper": result.upper,
+        "message": result.message,
+        "backbone": result.backbone,
+    }
+
+
+def rating_history(
+    *, task: str, category: str = "", user=None, limit: int = 200
+) -> list[dict[str, Any]]:
+    """Snapshots oldest first as {computed_at, ratings: {slug: rating}} for visible models."""
+    from arena.rating_snapshots import snapshot_history
+
+    history = snapshot_history(task=task, category=category, limit=limit)
+    slugs = {r["model"] for snap in history for r in snap.rows}
+    visible = set(visible_models(user=user).filter(slug__in=slugs).values_list("slug", flat=True))
+    return [
+        {
+            "computed_at": snap.computed_at,
+            "ratings": {r["model"]: r["rating"] for r in snap.rows if r["model"] in visible},
+        }
+        for snap in history
+    ]
+
+
+# --- model page ----------------------------------------------------------------------------
+
+
+def model_for_page(*, slug: str, user) -> GenerativeModel | None:
+    return visible_models(user=user).filter(slug=slug).select_related("owner").first()
+
+
+def model_versions(*, model: GenerativeModel) -> list[ModelVersion]:
+    return list(model.versions.prefetch_related("stages").order_by("-created_at"))
+
+
+def sample_gallery(*, model: GenerativeModel, per_prompt: int = 4) -> list[tuple[Prompt, list]]:
+    """(prompt, samples) of the model's newest version that has samples, by prompt position."""
+    version = (
+        ModelVersion.objects.filter(model=model, samples__isnull=False)
+        .exclude(status__in=EXCLUDED_VERSION_STATUSES)
+        .order_by("-created_at")
+        .first()
+    )
+    if version is None:
+        return []
+    groups: dict[int, tuple[Prompt, list]] = {}
+    for sample in version.samples.select_related("prompt").order_by(
+        "prompt__position", "prompt_id", "seed"
+    ):
+        entry = groups.setdefault(sample.prompt_id, (sample.prompt, []))
+        if len(entry[1]) < per_prompt:
+            entry[1].append(sample)
+    return list(groups.values())
+
+
+def gallery_sample(*, model: GenerativeModel, public_id) -> Sample | None:
+    return (
+        Sample.objects.filter(public_id=public_id, version__model=model)
+        .exclude(version__status__in=EXCLUDED_VERSION_STATUSES)
+        .first()
+    )
+
+
+def metric_history(*, model: GenerativeModel) -> list[MetricResult]:
+    return list(
+        MetricResult.objects.filter(version__model=model)
+        .select_related("version")
+        .order_by("metric", "version__created_at", "backbone")
+    )
+
+
+def head_to_head(*, model: GenerativeModel, user=None) -> list[dict[str, Any]]:
+    """Human-vote record of `model` against each visible opponent, aggregated in SQL.
+
+    Returns [{opponent (GenerativeModel), wins, losses, ties, both_bad, battles, win_rate}]
+    sorted by battles desc; win_rate counts ties (and both-bad) as half a win.
+    """
+    votes = Vote.objects.filter(rater_kind=RaterKind.HUMAN).filter(
+        Q(model_a=model) | Q(model_b=model)
+    )
+    grouped = votes.values("model_a_id", "model_b_id", "outcome").annotate(n=Count("id"))
+    record: dict[int, dict[str, int]] = defaultdict(
+        lambda: {"wins": 0, "losses": 0, "ties": 0, "both_bad": 0}
+    )
+    for row in grouped:
+        on_a = row["model_a_id"] == model.id
+        opponent = row["model_b_id"] if on_a else row["model_a_id"]
+        outcome, n = row["outcome"], row["n"]
+        if outcome == Outcome.TIE:
+            record[opponent]["ties"] += n
+        elif outcome == Outcome.BOTH_BAD:
+            record[opponent]["both_bad"] += n
+        elif (outcome == Outcome.MODEL_A) == on_a:
+            record[opponent]["wins"] += n
+        else:
+            record[opponent]["losses"] += n
+    opponents = visible_models(user=user).in_bulk(list(record))
+    rows = []
+    for opponent_id, r in record.items():
+        if opponent_id not in opponents:
+            continue
+        battles = r["wins"] + r["losses"] + r["ties"] + r["both_bad"]
+        half = r["ties"] + r["both_bad"]
+        rows.append(
+            {
+                "opponent": opponents[opponent_id],
+                **r,
+                "battles": battles,
+                "win_rate": (r["wins"] + 0.5 * half) / battles if battles else math.nan,
+            }
+        )
+    rows.sort(key=lambda row: (-row["battles"], row["opponent"].slug))
+    return rows
+
+
+# --- export --------------------------------------------------------------------------------
+
+WINNER_FOR_OUTCOME = {
+    Outcome.MODEL_A: "model_a",
+    Outcome.MODEL_B: "model_b",
+    Outcome.TIE: "tie",
+    Outcome.BOTH_BAD: "tie (bothbad)",
+}
+
+
+def export_vote_rows(*, task: str, category: str | None = None, rater_kind: str | None = "human"):
+    """Votes of a task as dicts in LMArena's public-dataset schema, oldest first (streamed).
+
+    winner uses LMArena's values; judge is an anonymised rater id; tstamp / served_tstamp are
+    Unix seconds (float).
+    """
+    from arena.services import anonymised_rater_id
+
+    votes = Vote.objects.filter(task=task)
+    if category is not None:
+        votes = votes.filter(category=category)
+    if rater_kind is not None:
+        votes = votes.filter(rater_kind=rater_kind)
+    fields = (
+        "id",
+        "model_a__slug",
+        "model_b__slug",
+        "outcome",
+        "rater_id",
+        "rater_kind",
+        "category",
+        "battle__prompt__text",
+        "created_at",
+        "battle__served_at",
+    )
+    for row in votes.order_by("id").values_list(*fields).iterator(chunk_size=5000):
+        vote_id, a, b, outcome, rater_id, kind, cat, prompt, created, served = row
+        yield {
+            "question_id": f"{task}-{vote_id}",
+            "model_a": a,
+            "model_b": b,
+            "winner": WINNER_FOR_OUTCOME[outcome],
+            "judge": anonymised_rater_id(rater_id),
+            "rater_kind": kind,
+            "task": task,
+            "category": cat,
+            "prompt": prompt,
+            "tstamp": created.timestamp(),
+            "served_tstamp": served.timestamp(),
+            "created_at": created.isoformat(),
+        }

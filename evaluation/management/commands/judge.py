@@ -1,0 +1,126 @@
+"""`python manage.py judge`: run the VLM judge on a version's samples or on new arena battles."""
+
+from __future__ import annotations
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
+
+from evaluation.judging import (
+    BACKENDS,
+    JudgeNotConfigured,
+    judge_battles,
+    judge_human_agreement,
+    judge_version_samples,
+)
+from models_registry.models import ModelVersion, Task
+
+MODES = ("vqascore", "rubric", "pairwise")
+
+
+class Command(BaseCommand):
+    help = (
+        "Judge a version's samples (--mode vqascore|rubric) or new arena battles (--mode pairwise) "
+        "with the configured VLM judge; --agreement prints judge–human agreement as JSON."
+    )
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs) -> CommandParser:
+        # Our --version names a model version, replacing Django's "print the Django version".
+        kwargs.setdefault("conflict_handler", "resolve")
+        return super().create_parser(prog_name, subcommand, **kwargs)
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--version", help="<model-slug>@<tag>")
+        parser.add_argument("--task", choices=Task.values, help="for pairwise / --agreement")
+        parser.add_argument("--mode", choices=MODES, help="default: vqascore (local), rubric (api)")
+        parser.add_argument(
+            "--backend", choices=BACKENDS, help="default: JUDGE_BACKEND or configured"
+        )
+        parser.add_argument("--force", action="store_true", help="re-judge samples already judged")
+        parser.add_argument("--limit", type=int, help="pairwise: at most this many new pairs")
+        parser.add_argument("--agreement", action="store_true", help="print judge–human agreement")
+        parser.add_argument("--judge", help="--agreement: judge name (default: most votes)")
+        parser.add_argument("--category", help="--agreement: one prompt category")
+
+    def handle(self, *args, **options) -> None:
+        if options["agreement"]:
+            if not options["task"]:
+                raise CommandError("--agreement needs --task (text-to-image or text-to-video)")
+            result = judge_human_agreement(
+                task=options["task"], judge_name=options["judge"], category=options["category"]
+            )
+            self.stdout.write(json.dumps(result, indent=2))
+            return
+        version = self._version(options["version"]) if options["version"] else None
+        mode = options["mode"]
+        try:
+            if mode == "pairwise" or (mode is None and version is None and options["task"]):
+                self._pairwise(version=version, options=options)
+            elif version is None:
+                raise CommandError(
+                    "give --version <model-slug>@<tag> (or --task with --mode pairwise)"
+                )
+            else:
+                self._single(version=version, mode=mode, options=options)
+        except JudgeNotConfigured as exc:
+            raise CommandError(str(exc)) from exc
+
+    def _version(self, spec: str) -> ModelVersion:
+        slug, sep, tag = spec.partition("@")
+        if not sep or not slug or not tag:
+            raise CommandError(f"--version {spec!r}: expected <model-slug>@<tag>")
+        version = (
+            ModelVersion.objects.select_related("model").filter(model__slug=slug, tag=tag).first()
+        )
+        if version is None:
+            raise CommandError(f"--version {spec!r}: no such model version")
+        return version
+
+    def _single(self, *, version: ModelVersion, mode: str | None, options: dict) -> None:
+        total = version.samples.count()
+        if total == 0:
+            raise CommandError(f"{version} has no samples to judge; generate them first")
+        with tqdm(total=total, unit="sample", desc=f"judging {version}") as bar:
+            summary = judge_version_samples(
+                version=version,
+                mode=mode,
+                backend=options["backend"],
+                force=options["force"],
+                progress=bar.update,
+            )
+        metric = summary.metric
+        value = "n/a" if metric is None or metric.value is None else f"{metric.value:.4f}"
+        self.stdout.write(
+            f"{summary.judge} [{summary.mode}] on {version}: {summary.ok} ok, {summary.failed} failed, "
+            f"{summary.skipped} already judged, {summary.cached} from cache; "
+            f"tokens {summary.prompt_tokens} in / {summary.completion_tokens} out; "
+            f"{metric.metric if metric else summary.mode} = {value}"
+        )
+        for error in summary.errors:
+            self.stderr.write(f"failed: {error}")
+
+    def _pairwise(self, *, version: ModelVersion | None, options: dict) -> None:
+        task = options["task"] or (version.model.task if version else None)
+        if task is None:
+            raise CommandError("--mode pairwise needs --task or --version")
+        bar = tqdm(unit="pair", desc=f"judging {task} battles")
+        with bar:
+
+            def advance(k: int) -> None:
+                bar.update(k)
+
+            summary = judge_battles(
+                task=task,
+                backend=options["backend"],
+                version=version,
+                limit=options["limit"],
+                progress=advance,
+            )
+        self.stdout.write(
+            f"{summary.judge} [pairwise] on {task}: {summary.pairs} new pairs, {summary.ok} judged "
+            f"{dict(sorted(summary.votes.items()))}, {summary.failed} failed, {summary.cached} from "
+            f"cache; tokens {summary.prompt_tokens} in / {summary.completion_tokens} out"
+        )
+        for error in summary.errors:
+            self.stderr.write(f"failed: {error}")

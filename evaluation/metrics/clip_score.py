@@ -1,0 +1,80 @@
+"""CLIP score: 100 * max(cos(image embedding, text embedding), 0), averaged over pairs.
+
+This is the per-pair formula of Hessel et al. (2021) and torchmetrics' documentation
+(torchmetrics' code clamps the mean instead of each pair; the two agree whenever no pair has a
+negative cosine, which is the case for real CLIP models). The interval is the analytic
+Student-t interval of a mean of independent per-pair scores.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from scipy import stats as scipy_stats
+
+from evaluation.metrics.result import MetricValue
+
+
+def clip_pair_scores(image_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
+    """Per-pair scores [B] in [0, 100] from embeddings [B, E] (normalised here)."""
+    if image_embeddings.shape != text_embeddings.shape or image_embeddings.ndim != 2:
+        raise ValueError(
+            f"image and text embeddings must both be [B, E], got {list(image_embeddings.shape)}"
+            f" and {list(text_embeddings.shape)}"
+        )
+    img = torch.nn.functional.normalize(image_embeddings.to(torch.float64), dim=-1)
+    txt = torch.nn.functional.normalize(text_embeddings.to(torch.float64), dim=-1)
+    return 100.0 * (img * txt).sum(dim=-1).clamp_min(0.0)
+
+
+class CLIPScore:
+    """Streaming mean of per-pair CLIP scores (constant memory)."""
+
+    def __init__(
+        self,
+        *,
+        backbone: str,
+        weights_sha256: str,
+        metric: str = "clip_score",
+        confidence: float = 0.95,
+    ) -> None:
+        self.metric, self.backbone, self.weights_sha256 = metric, backbone, weights_sha256
+        self.confidence = confidence
+        self.n = 0
+        self.total = 0.0
+        self.total_sq = 0.0
+
+    def update_scores(self, scores: torch.Tensor | np.ndarray) -> None:
+        """Add already computed per-pair (or per-video) scores [B]."""
+        s = torch.as_tensor(scores, dtype=torch.float64).reshape(-1)
+        self.n += int(s.shape[0])
+        self.total += float(s.sum())
+        self.total_sq += float((s * s).sum())
+
+    def update(self, image_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> None:
+        """Add pairs: image and text embeddings [B, E] (row i of each belong together)."""
+        self.update_scores(clip_pair_scores(image_embeddings, text_embeddings))
+
+    def compute(self) -> MetricValue:
+        if self.n == 0:
+            raise ValueError("CLIP score needs at least one (image, prompt) pair")
+        mean = self.total / self.n
+        lower = upper = None
+        if self.n >= 2:
+            var = max(self.total_sq - self.n * mean * mean, 0.0) / (self.n - 1)
+            half = float(scipy_stats.t.ppf(0.5 + self.confidence / 2, self.n - 1)) * math.sqrt(
+                var / self.n
+            )
+            lower, upper = mean - half, mean + half
+        return MetricValue(
+            metric=self.metric,
+            value=mean,
+            lower=lower,
+            upper=upper,
+            n=self.n,
+            backbone=self.backbone,
+            weights_sha256=self.weights_sha256,
+            details={"ci": "student-t on per-pair scores"},
+        )

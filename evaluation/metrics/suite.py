@@ -1,0 +1,173 @@
+"""Which backbone each metric uses, and one loop that streams media through backbone and metric.
+
+Metric names: fid, kid (InceptionV3), fvd (I3D), clip_score, cmmd, fd_clip (CLIP).
+A backbone is duck-typed (see evaluation.features.registry): `name`, `weights_sha256`,
+`modality` and `encode_images` / `encode_texts` / `encode_videos`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from evaluation.metrics.clip_score import CLIPScore, clip_pair_scores
+from evaluation.metrics.cmmd import CMMD
+from evaluation.metrics.frechet import FrechetDistanceMetric
+from evaluation.metrics.kid import KernelInceptionDistance
+from evaluation.metrics.reference import ReferenceStats
+from evaluation.metrics.result import MetricValue
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    backbone: str
+    kind: str  # "frechet", "kid", "cmmd" or "clip_score"
+    media: str  # "image", "video" or "any"
+
+
+METRICS: dict[str, MetricSpec] = {
+    "fid": MetricSpec("inception", "frechet", "image"),
+    "kid": MetricSpec("inception", "kid", "image"),
+    "fd_clip": MetricSpec("clip", "frechet", "any"),
+    "cmmd": MetricSpec("clip", "cmmd", "any"),
+    "clip_score": MetricSpec("clip", "clip_score", "any"),
+    "fvd": MetricSpec("i3d", "frechet", "video"),
+}
+
+
+def encode_media(backbone, media: np.ndarray) -> torch.Tensor:
+    """Features [B, D] of uint8 images [B, H, W, 3] or videos [B, T, H, W, 3].
+
+    Videos through an image backbone get the mean of their frame embeddings (re-normalised for
+    CLIP), so CLIP-based metrics also apply to video tasks.
+    """
+    if backbone.modality == "video":
+        if media.ndim != 5:
+            raise ValueError(f"{backbone.name} needs videos [B, T, H, W, 3], got images")
+        return backbone.encode_videos(media)
+    if media.ndim == 4:
+        return backbone.encode_images(media)
+    b, t = media.shape[:2]
+    frames = backbone.encode_images(media.reshape(b * t, *media.shape[2:])).reshape(b, t, -1)
+    pooled = frames.mean(dim=1)
+    return (
+        torch.nn.functional.normalize(pooled, dim=-1)
+        if backbone.modality == "image-text"
+        else pooled
+    )
+
+
+def reference_from_media(
+    backbone,
+    batches: Iterable[np.ndarray],
+    *,
+    capacity: int = 10_000,
+    on_batch: Callable[[int], None] | None = None,
+) -> ReferenceStats:
+    """Reference statistics of real media batches through `backbone`."""
+
+    def features():
+        for media in batches:
+            yield encode_media(backbone, media)
+            if on_batch:
+                on_batch(len(media))
+
+    return ReferenceStats.from_features(
+        features(),
+        backbone=backbone.name,
+        weights_sha256=backbone.weights_sha256,
+        capacity=capacity,
+    )
+
+
+def make_metric(name: str, *, backbone, reference: ReferenceStats | None, **options):
+    """A streaming metric object for `name` against `reference` (None only for clip_score)."""
+    spec = METRICS[name]
+    ids = dict(metric=name, backbone=backbone.name, weights_sha256=backbone.weights_sha256)
+    if spec.kind == "clip_score":
+        return CLIPScore(**ids)
+    if reference is None:
+        raise ValueError(f"{name} needs reference statistics")
+    reference.check_backbone(backbone.name, backbone.weights_sha256)
+    if spec.kind == "frechet":
+        return FrechetDistanceMetric(reference.gaussian, **ids, **options)
+    if spec.kind == "kid":
+        return KernelInceptionDistance(reference.features, **ids, **options)
+    return CMMD(reference.features, **ids, **options)
+
+
+def evaluate_many(
+    names: Sequence[str],
+    *,
+    backbone,
+    references: dict[str, ReferenceStats | None],
+    batches: Iterable[tuple[np.ndarray, Sequence[str] | None]],
+    on_batch: Callable[[int], None] | None = None,
+    options: dict[str, dict] | None = None,
+) -> dict[str, MetricValue | Exception]:
+    """Stream (media batch, prompts or None) once through `backbone` into every metric of `names`.
+
+    Returns each metric's value, or the ValueError its compute() raised (e.g. too few samples).
+    clip_score needs one prompt per item; for videos it averages per-frame scores (CLIPSIM).
+    """
+    options = options or {}
+    metrics = {
+        name: make_metric(
+            name, backbone=backbone, reference=references.get(name), **options.get(name, {})
+        )
+        for name in names
+    }
+    wants_features = any(METRICS[name].kind != "clip_score" for name in names)
+    for media, prompts in batches:
+        features = encode_media(backbone, media) if wants_features else None
+        for name, metric in metrics.items():
+            if METRICS[name].kind != "clip_score":
+                metric.update(features)
+                continue
+            if prompts is None or len(prompts) != len(media):
+                raise ValueError("clip_score needs exactly one prompt per image or video")
+            text = backbone.encode_texts(list(prompts))
+            if media.ndim == 5:
+                b, t = media.shape[:2]
+                frames = backbone.encode_images(media.reshape(b * t, *media.shape[2:]))
+                scores = clip_pair_scores(frames, text.repeat_interleave(t, dim=0))
+                metric.update_scores(scores.reshape(b, t).mean(dim=1))
+            elif features is not None:
+                metric.update(features, text)
+            else:
+                metric.update(backbone.encode_images(media), text)
+        if on_batch:
+            on_batch(len(media))
+    results: dict[str, MetricValue | Exception] = {}
+    for name, metric in metrics.items():
+        try:
+            results[name] = metric.compute()
+        except ValueError as exc:
+            results[name] = exc
+    return results
+
+
+def evaluate(
+    name: str,
+    *,
+    backbone,
+    reference: ReferenceStats | None,
+    batches: Iterable[tuple[np.ndarray, Sequence[str] | None]],
+    on_batch: Callable[[int], None] | None = None,
+    **options,
+) -> MetricValue:
+    """One metric over streamed (media, prompts) batches; raises what compute() raises."""
+    result = evaluate_many(
+        [name],
+        backbone=backbone,
+        references={name: reference},
+        batches=batches,
+        on_batch=on_batch,
+        options={name: options},
+    )[name]
+    if isinstance(result, Exception):
+        raise result
+    return result

@@ -1,0 +1,85 @@
+"""Registry reads, including the visibility rules every app uses.
+
+A private model (and everything hanging off it: versions, samples, results) is visible only to
+its owner and to staff. Unlisted models can be opened by anyone who knows them but are left out
+of lists. Other apps call :func:`visible_models` / :func:`listed_models` / :func:`visible_versions`
+rather than filtering on ``visibility`` themselves.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet
+
+from evaluation.models import MetricResult, Sample
+from models_registry.models import GenerativeModel, ModelVersion, Upload, VersionStage, Visibility
+
+
+def _is_staff(user) -> bool:
+    return bool(user is not None and user.is_active and (user.is_staff or user.is_superuser))
+
+
+def _is_authenticated(user) -> bool:
+    return bool(user is not None and user.is_authenticated)
+
+
+def visible_models(*, user) -> QuerySet[GenerativeModel]:
+    """Models ``user`` may open: public and unlisted ones, their own, or all for staff.
+
+    ``user`` may be anonymous (``AnonymousUser``) or ``None``.
+    """
+    models = GenerativeModel.objects.select_related("owner")
+    if _is_staff(user):
+        return models.all()
+    shown = Q(visibility__in=[Visibility.PUBLIC, Visibility.UNLISTED])
+    if _is_authenticated(user):
+        shown |= Q(owner=user)
+    return models.filter(shown)
+
+
+def listed_models(*, user) -> QuerySet[GenerativeModel]:
+    """Models that appear in lists for ``user``: public ones, their own, or all for staff."""
+    models = GenerativeModel.objects.select_related("owner")
+    if _is_staff(user):
+        return models.all()
+    shown = Q(visibility=Visibility.PUBLIC)
+    if _is_authenticated(user):
+        shown |= Q(owner=user)
+    return models.filter(shown)
+
+
+def owned_models(*, user) -> QuerySet[GenerativeModel]:
+    """Models ``user`` may change: only their own."""
+    if not _is_authenticated(user):
+        return GenerativeModel.objects.none()
+    return GenerativeModel.objects.select_related("owner").filter(owner=user)
+
+
+def visible_versions(*, user) -> QuerySet[ModelVersion]:
+    """Versions of the models in :func:`visible_models`."""
+    return ModelVersion.objects.select_related("model", "model__owner").filter(
+        model__in=visible_models(user=user)
+    )
+
+
+def owned_versions(*, user) -> QuerySet[ModelVersion]:
+    return ModelVersion.objects.select_related("model").filter(model__in=owned_models(user=user))
+
+
+def version_samples(*, version: ModelVersion) -> QuerySet[Sample]:
+    """Generated samples of one version, in natural-key order."""
+    return Sample.objects.filter(version=version).select_related("prompt")
+
+
+def version_metric_results(*, version: ModelVersion) -> QuerySet[MetricResult]:
+    return MetricResult.objects.filter(version=version)
+
+
+def version_stages(*, version: ModelVersion) -> QuerySet[VersionStage]:
+    return VersionStage.objects.filter(version=version)
+
+
+def owned_uploads(*, user) -> QuerySet[Upload]:
+    """Uploads ``user`` may resume, inspect or abort (their own only)."""
+    if not _is_authenticated(user):
+        return Upload.objects.none()
+    return Upload.objects.select_related("version", "version__model").filter(owner=user)

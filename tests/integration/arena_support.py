@@ -1,0 +1,148 @@
+"""Builders for arena tests: real models, versions, prompts and sample files in storage."""
+
+from __future__ import annotations
+
+import io
+import secrets
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import numpy as np
+from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
+from PIL import Image
+
+from arena.models import Battle
+from evaluation.models import Prompt, PromptSet, Sample
+from models_registry.models import GenerativeModel, ModelVersion, Task, VersionStatus
+
+CATEGORIES = ("animals", "scenes")
+
+
+def png_bytes(colour: tuple[int, int, int], size: int = 16) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (size, size), colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@dataclass
+class Arena:
+    task: str
+    owner: object
+    prompt_set: PromptSet
+    prompts: list[Prompt] = field(default_factory=list)
+    models: list[GenerativeModel] = field(default_factory=list)
+    versions: list[ModelVersion] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+
+    def identities(self) -> list[str]:
+        """Every string that would reveal which model made a sample."""
+        out = []
+        for model in self.models:
+            out += [model.slug, model.display_name]
+        for version in self.versions:
+            out += [version.tag, f"{version.model.slug}@{version.tag}"]
+        for sample in self.samples:
+            out += [str(sample.public_id), sample.media.name, sample.sha256]
+        return out
+
+
+def add_model(
+    arena: Arena,
+    *,
+    name: str | None = None,
+    visibility: str = "public",
+    approved: bool = True,
+    status: str = VersionStatus.PUBLISHED,
+    owner=None,
+    seeds: int = 1,
+) -> GenerativeModel:
+    suffix = secrets.token_hex(3)
+    name = name or f"Zeta Gen {suffix}"
+    model = GenerativeModel.objects.create(
+        slug=f"zeta-gen-{suffix}",
+        display_name=name,
+        task=arena.task,
+        paradigm="diffusion",
+        license="MIT",
+        owner=owner or arena.owner,
+        visibility=visibility,
+    )
+    version = ModelVersion.objects.create(
+        model=model, tag=f"v-{suffix}", status=status, arena_approved=approved
+    )
+    arena.models.append(model)
+    arena.versions.append(version)
+    kind = "video" if arena.task == Task.TEXT_TO_VIDEO else "image"
+    ext = "mp4" if kind == "video" else "png"
+    for p_index, prompt in enumerate(arena.prompts):
+        for seed in range(seeds):
+            colour = ((37 * len(arena.models)) % 256, (61 * p_index) % 256, (97 * seed) % 256)
+            data = png_bytes(colour)
+            sample = Sample(
+                version=version,
+                prompt=prompt,
+                seed=seed,
+                media_kind=kind,
+                width=16,
+                height=16,
+                sha256=secrets.token_hex(32),
+            )
+            # The stored file name carries the model's slug, so a leak through paths is caught.
+            sample.media.save(
+                f"{model.slug}-{prompt.pk}-{seed}.{ext}", ContentFile(data), save=False
+            )
+            sample.save()
+            arena.samples.append(sample)
+    return model
+
+
+def make_arena(
+    *, task: str = Task.TEXT_TO_IMAGE, n_models: int = 3, n_prompts: int = 2, seeds: int = 1
+) -> Arena:
+    owner = get_user_model().objects.create_user(f"owner-{secrets.token_hex(3)}", password="pw")
+    prompt_set = PromptSet.objects.create(
+        slug=f"bench-{secrets.token_hex(3)}", name="Bench", task=task
+    )
+    arena = Arena(task=task, owner=owner, prompt_set=prompt_set)
+    for k in range(n_prompts):
+        arena.prompts.append(
+            Prompt.objects.create(
+                prompt_set=prompt_set,
+                text=f"a red fox number {k} in the snow",
+                category=CATEGORIES[k % len(CATEGORIES)],
+                position=k,
+            )
+        )
+    for _ in range(n_models):
+        add_model(arena, seeds=seeds)
+    return arena
+
+
+def age_battle(battle: Battle, seconds: float) -> Battle:
+    """Pretend the battle was served `seconds` ago (the rater has been looking at it)."""
+    Battle.objects.filter(pk=battle.pk).update(
+        served_at=battle.served_at - timedelta(seconds=seconds),
+        expires_at=battle.expires_at - timedelta(seconds=seconds),
+    )
+    battle.refresh_from_db()
+    return battle
+
+
+def cast_votes(arena: Arena, n: int, strength: dict[int, int] | None = None) -> None:
+    """Serve and vote n battles through the services; the model with higher strength wins."""
+    from arena import services
+
+    strength = strength or {m.pk: k for k, m in enumerate(arena.models)}
+    raters = [services.rater_for_session(user=None, session={}) for _ in range(4)]
+    rng = np.random.default_rng(0)
+    for k in range(n):
+        rater = raters[k % len(raters)]
+        battle = services.battle_create(task=arena.task, rater=rater, ip_hash="", rng=rng)
+        age_battle(battle, 5)
+        a = battle.sample_a.version.model_id
+        b = battle.sample_b.version.model_id
+        outcome = "model_a" if strength.get(a, 0) > strength.get(b, 0) else "model_b"
+        if k % 7 == 3:
+            outcome = "tie"
+        services.vote_create(token=battle.token, rater=rater, outcome=outcome, ip_hash="")

@@ -1,0 +1,180 @@
+"""Leaderboard pages, JSON and CSV, and model pages: read snapshots, respect visibility."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from django.test import Client
+
+from arena.models import RatingSnapshot
+from arena.rating_snapshots import refresh_rating_snapshots
+from evaluation.models import MetricResult
+from models_registry.models import VersionStage
+from tests.integration.arena_support import add_model, cast_votes, make_arena
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def board(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.ARENA_POOL_CACHE_SECONDS = 0
+    settings.ARENA_VOTES_PER_MINUTE_PER_RATER = 10_000
+    settings.ARENA_BATTLES_PER_MINUTE_PER_RATER = 10_000
+    settings.ARENA_REFRESH_DEBOUNCE_SECONDS = 0
+    settings.ARENA_PROVISIONAL_VOTES = 30
+    arena = make_arena(n_models=3, n_prompts=2)
+    cast_votes(arena, 40)
+    refresh_rating_snapshots(task="text-to-image")
+    cast_votes(arena, 20)
+    refresh_rating_snapshots(task="text-to-image")
+    weakest, middle, strongest = arena.models
+    MetricResult.objects.create(
+        version=arena.versions[2],
+        metric="fid",
+        value=12.5,
+        lower=11.0,
+        upper=14.0,
+        backbone="inception",
+    )
+    MetricResult.objects.create(
+        version=arena.versions[2], metric="clip_score", value=0.31, backbone="clip"
+    )
+    MetricResult.objects.create(
+        version=arena.versions[1],
+        metric="fid",
+        status="unavailable",
+        backbone="inception",
+        message="set INCEPTION_WEIGHTS_PATH to enable FID",
+    )
+    MetricResult.objects.create(
+        version=arena.versions[0], metric="judge_pairwise", value=0.7, backbone="qwen"
+    )
+    return arena
+
+
+def test_leaderboard_page_shows_ranked_models_metrics_and_plots(board):
+    html = Client().get("/leaderboard/text-to-image/").content.decode()
+    names = [m.display_name for m in board.models]
+    positions = [html.index(name) for name in reversed(names)]
+    assert positions == sorted(positions), "strongest model should be listed first"
+    assert "FID ↓" in html and "CLIP score ↑" in html and "Judge: pairwise" in html
+    assert "12.5 [11, 14]" in html
+    assert "unavailable" in html and "INCEPTION_WEIGHTS_PATH" in html
+    assert 'id="ci-plot"' in html and "<svg" in html and 'id="heatmap"' in html
+    assert 'id="history"' in html and "<polyline" in html
+    snapshot = RatingSnapshot.objects.filter(category="").latest("computed_at")
+    assert snapshot.computed_at.strftime("%Y-%m-%d %H:%M:%S") in html
+    assert 'aria-sort="ascending"' in html
+
+
+def test_models_with_few_votes_are_marked_provisional(board, settings):
+    rows = Client().get("/leaderboard/text-to-image.json").json()["rows"]
+    votes = sorted(r["votes"] for r in rows)
+    marker = 'title="fewer than'
+    settings.ARENA_PROVISIONAL_VOTES = votes[0]
+    assert Client().get("/leaderboard/text-to-image/").content.decode().count(marker) == 0
+    settings.ARENA_PROVISIONAL_VOTES = votes[-1]
+    html = Client().get("/leaderboard/text-to-image/").content.decode()
+    assert html.count(marker) == sum(v < votes[-1] for v in votes) >= 1
+    settings.ARENA_PROVISIONAL_VOTES = votes[-1] + 1
+    body = Client().get("/leaderboard/text-to-image.json").json()
+    assert all(r["provisional"] for r in body["rows"])
+
+
+def test_the_page_reads_snapshots_and_never_fits(board, django_assert_max_num_queries):
+    count = RatingSnapshot.objects.count()
+    with django_assert_max_num_queries(12):
+        assert Client().get("/leaderboard/text-to-image/").status_code == 200
+    assert RatingSnapshot.objects.count() == count
+
+
+def test_category_filter(board):
+    client = Client()
+    html = client.get("/leaderboard/text-to-image/?category=animals").content.decode()
+    assert "· animals" in html and '<option value="animals" selected>' in html
+    body = client.get("/leaderboard/text-to-image.json?category=animals").json()
+    snap = RatingSnapshot.objects.filter(category="animals").latest("computed_at")
+    assert body["category"] == "animals" and body["n_votes"] == snap.n_votes
+    empty = client.get("/leaderboard/text-to-image/?category=nothing-here")
+    assert empty.status_code == 200 and "No ratings yet" in empty.content.decode()
+
+
+def test_json_and_csv_at_stable_urls(board):
+    client = Client()
+    body = client.get("/leaderboard/text-to-image.json").json()
+    assert [r["model"] for r in body["rows"]] == [m.slug for m in reversed(board.models)]
+    row = body["rows"][0]
+    assert {
+        "rank",
+        "rank_ub",
+        "rating",
+        "lower",
+        "upper",
+        "votes",
+        "win_rate",
+        "provisional",
+    } <= set(row)
+    assert row["metrics"]["fid"]["value"] == 12.5
+    assert body["computed_at"] and len(body["win_rate_matrix"]) == 3
+    response = client.get("/leaderboard/text-to-image.csv")
+    assert response["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert [r["model"] for r in rows] == [m.slug for m in reversed(board.models)]
+    assert rows[0]["fid"] == "12.5" and rows[1]["fid"] == "unavailable"
+    assert client.get("/leaderboard/text-to-sound.json").status_code == 404
+
+
+def test_private_models_are_hidden_except_from_owner_and_staff(board, django_user_model):
+    private = board.models[1]
+    private.visibility = "private"
+    private.save()
+    anonymous = Client()
+    assert private.slug not in anonymous.get("/leaderboard/text-to-image.json").content.decode()
+    assert private.display_name not in anonymous.get("/leaderboard/text-to-image/").content.decode()
+    assert anonymous.get(f"/models/{private.slug}/").status_code == 404
+    owner = Client()
+    owner.force_login(private.owner)
+    assert private.slug in owner.get("/leaderboard/text-to-image.json").content.decode()
+    assert owner.get(f"/models/{private.slug}/").status_code == 200
+    staff = Client()
+    staff.force_login(django_user_model.objects.create_user("staff", password="x", is_staff=True))
+    assert staff.get(f"/models/{private.slug}/").status_code == 200
+    # The head-to-head record of a public model does not name the private opponent.
+    public_page = anonymous.get(f"/models/{board.models[2].slug}/").content.decode()
+    assert private.display_name not in public_page
+
+
+def test_model_page_card_versions_stages_gallery_metrics_and_head_to_head(board):
+    model, version = board.models[2], board.versions[2]
+    VersionStage.objects.create(version=version, stage="generate", state="done", done=4, total=4)
+    VersionStage.objects.create(
+        version=version,
+        stage="metrics",
+        state="failed",
+        done=1,
+        total=3,
+        reason="CUDA out of memory",
+    )
+    client = Client()
+    html = client.get(f"/models/{model.slug}/").content.decode()
+    assert model.display_name in html and "Diffusion" in html and "MIT" in html
+    assert version.tag in html and "CUDA out of memory" in html and "4 / 4" in html
+    assert "a red fox number 0 in the snow" in html
+    sample = version.samples.first()
+    media = client.get(f"/models/{model.slug}/samples/{sample.public_id}")
+    assert media.status_code == 200 and media["Content-Type"] == "image/png"
+    other = board.versions[0].samples.first()
+    assert client.get(f"/models/{model.slug}/samples/{other.public_id}").status_code == 404
+    assert "12.5" in html and "clip_score" in html
+    for opponent in board.models[:2]:
+        assert opponent.display_name in html
+    assert client.get("/models/no-such-model/").status_code == 404
+
+
+def test_empty_leaderboard_and_new_models(board):
+    add_model(board)
+    html = Client().get("/leaderboard/text-to-video/").content.decode()
+    assert "No ratings yet" in html

@@ -1,0 +1,19 @@
+"""Celery task: refresh leaderboard snapshots (beat schedule every RATINGS_REFRESH_SECONDS)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(name="workers.tasks.refresh_rating_snapshots")
+def refresh_rating_snapshots(task: str | None = None, force: bool = False) -> dict:
+    """Fit and store the snapshots of one task (or all); returns the current snapshot ids."""
+    from arena.rating_snapshots import refresh_rating_snapshots as refresh
+
+    snapshots = refresh(task=task, force=force)
+    return {
+        "snapshots": [
+            {"id": s.pk, "task": s.task, "category": s.category, "rater_kind": s.rater_kind}
+            for s in snapshots
+        ]
+    }

@@ -1,0 +1,16 @@
+"""Checkpoint validation task (default queue): unpack safely, check, mark ready or rejected."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(name="workers.tasks.validate_checkpoint")
+def validate_checkpoint(version_id: int) -> dict:
+    """Validate the finalized upload of ``version_id``; returns the resulting status."""
+    from models_registry.services import checkpoint_validate
+
+    version = checkpoint_validate(version_id=version_id)
+    if version is None:
+        return {"version_id": version_id, "status": "missing", "reason": "version was deleted"}
+    return {"version_id": version.pk, "status": version.status, "reason": version.status_reason}
