@@ -56,7 +56,8 @@ def ci_plot(rows: Sequence[dict], *, title: str = "Rating with 95% confidence in
 
     parts = [
         f'<svg class="chart" role="img" aria-labelledby="ci-title" viewBox="0 0 '
-        f'{label_w + plot_w + 70} {height}" xmlns="http://www.w3.org/2000/svg">',
+        f'{label_w + plot_w + 70} {height}" width="{label_w + plot_w + 70}" height="{height}" '
+        'xmlns="http://www.w3.org/2000/svg">',
         f'<title id="ci-title">{escape(title)}</title>',
     ]
     for tick in _nice_ticks(lo, hi):
@@ -113,11 +114,12 @@ def win_rate_heatmap(
     n = len(names)
     if n == 0:
         return ""
-    cell, label_w, top = 46, 170, 150
-    width, height = label_w + cell * n + 10, top + cell * n + 10
+    cell, label_w, top = 46, 170, 130
+    width, height = label_w + cell * n + 110, top + cell * n + 10
     parts = [
         f'<svg class="chart heatmap" role="img" aria-labelledby="hm-title" viewBox="0 0 '
-        f'{width} {height}" xmlns="http://www.w3.org/2000/svg">',
+        f'{width} {height}" width="{width}" height="{height}" '
+        'xmlns="http://www.w3.org/2000/svg">',
         f'<title id="hm-title">{escape(title)}</title>',
     ]
     for j, name in enumerate(names):
@@ -183,7 +185,8 @@ def rating_over_time(
 
     parts = [
         f'<svg class="chart" role="img" aria-labelledby="rt-title" viewBox="0 0 '
-        f'{left + plot_w + right} {top + plot_h + bottom}" xmlns="http://www.w3.org/2000/svg">',
+        f'{left + plot_w + right} {top + plot_h + bottom}" width="{left + plot_w + right}" '
+        f'height="{top + plot_h + bottom}" xmlns="http://www.w3.org/2000/svg">',
         f'<title id="rt-title">{escape(title)}</title>',
     ]
     for tick in _nice_ticks(lo, hi):

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Max
 
 from arena.models import RaterKind, RatingSnapshot, Vote
@@ -62,12 +63,25 @@ def _model_names(model_ids) -> dict[int, tuple[str, str]]:
 
 
 def _as_votes(a_ids, b_ids, outcomes, counts, names: dict[int, tuple[str, str]]):
-    slug = np.vectorize(lambda pk: names[pk][0], otypes=[object])
+    """AggregatedVotes named by slug from GROUP BY rows keyed by model id."""
     if len(a_ids) == 0:
         return AggregatedVotes.empty()
-    return AggregatedVotes.from_rows(
-        slug(np.asarray(a_ids)), slug(np.asarray(b_ids)), np.asarray(outcomes, dtype=object), counts
+    votes = AggregatedVotes.from_rows(
+        np.asarray(a_ids, dtype=np.int64), np.asarray(b_ids, dtype=np.int64), outcomes, counts
     )
+    return votes.renamed({str(pk): slug for pk, (slug, _) in names.items()})
+
+
+def _grouped(queryset) -> list[tuple]:
+    """Evaluate a GROUP BY; on PostgreSQL with enough work_mem to aggregate in memory."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                # Without this a million votes spill the sort to disk (several times slower).
+                cursor.execute(
+                    "SELECT set_config('work_mem', %s, true)", [settings.RATINGS_AGGREGATE_WORK_MEM]
+                )
+        return list(queryset)
 
 
 def stored_votes(
@@ -85,7 +99,7 @@ def stored_votes(
     if rater_kind is not None:
         _check_rater_kind(rater_kind)
         votes = votes.filter(rater_kind=rater_kind)
-    grouped = list(
+    grouped = _grouped(
         votes.values("model_a", "model_b", "outcome")
         .annotate(n=Count("id"))
         .values_list("model_a", "model_b", "outcome", "n")
@@ -139,7 +153,62 @@ class _Board:
     rater_kind: str
     n_votes: int
     last_vote_id: int
-    votes: AggregatedVotes
+
+
+def _board_keys(kinds: np.ndarray, categories: np.ndarray) -> list[tuple[str, str, np.ndarray]]:
+    """(rater kind, category, row mask) of every board: '' (all) and each non-empty category."""
+    keys = []
+    for kind in sorted(set(kinds)):
+        of_kind = kinds == kind
+        keys.append((kind, "", of_kind))
+        for category in sorted(set(categories[of_kind]) - {""}):
+            keys.append((kind, category, of_kind & (categories == category)))
+    return keys
+
+
+def _boards(task: str) -> list[_Board]:
+    """Every board of a task with its vote count and newest vote id (a cheap GROUP BY)."""
+    grouped = _grouped(
+        Vote.objects.filter(task=task)
+        .values("rater_kind", "category")
+        .annotate(n=Count("id"), last=Max("id"))
+        .values_list("rater_kind", "category", "n", "last")
+        .order_by()
+    )
+    if not grouped:
+        return []
+    kinds, categories, counts, lasts = (
+        np.asarray(c, dtype=object) for c in zip(*grouped, strict=True)
+    )
+    return [
+        _Board(task, category, kind, int(counts[mask].sum()), int(lasts[mask].max()))
+        for kind, category, mask in _board_keys(kinds, categories)
+    ]
+
+
+def _board_votes(task: str) -> dict[tuple[str, str], AggregatedVotes]:
+    """Aggregated votes of every board of a task, keyed by (rater kind, category), from one
+    GROUP BY rater_kind, category, model_a, model_b, outcome."""
+    grouped = _grouped(
+        Vote.objects.filter(task=task)
+        .values("rater_kind", "category", "model_a", "model_b", "outcome")
+        .annotate(n=Count("id"))
+        .values_list("rater_kind", "category", "model_a", "model_b", "outcome", "n")
+        .order_by()
+    )
+    if not grouped:
+        return {}
+    frame = pd.DataFrame.from_records(
+        grouped, columns=["kind", "category", "a", "b", "outcome", "n"]
+    )
+    names = _model_names(np.union1d(frame["a"], frame["b"]).tolist())
+    kinds, categories = frame["kind"].to_numpy(), frame["category"].to_numpy()
+    a_ids, b_ids = frame["a"].to_numpy(np.int64), frame["b"].to_numpy(np.int64)
+    outcomes, counts = frame["outcome"], frame["n"].to_numpy(np.int64)
+    return {
+        (kind, category): _as_votes(a_ids[m], b_ids[m], outcomes[m], counts[m], names)
+        for kind, category, m in _board_keys(kinds, categories)
+    }
 
 
 def snapshot_payload(
@@ -165,44 +234,6 @@ def _method(options: BradleyTerryOptions) -> dict:
     }
 
 
-def _boards(task: str) -> list[_Board]:
-    """Every (category, rater kind) of a task that has votes, from one GROUP BY query."""
-    grouped = list(
-        Vote.objects.filter(task=task)
-        .values("rater_kind", "category", "model_a", "model_b", "outcome")
-        .annotate(n=Count("id"), last=Max("id"))
-        .values_list("rater_kind", "category", "model_a", "model_b", "outcome", "n", "last")
-        .order_by()
-    )
-    if not grouped:
-        return []
-    kinds, categories, a_ids, b_ids, outcomes, counts, lasts = (
-        np.asarray(column, dtype=object) for column in zip(*grouped, strict=True)
-    )
-    counts = counts.astype(np.int64)
-    lasts = lasts.astype(np.int64)
-    names = _model_names(list(a_ids) + list(b_ids))
-    boards = []
-    for kind in sorted(set(kinds)):
-        of_kind = kinds == kind
-        selections = [("", of_kind)] + [
-            (category, of_kind & (categories == category))
-            for category in sorted(set(categories[of_kind]) - {""})
-        ]
-        for category, mask in selections:
-            boards.append(
-                _Board(
-                    task=task,
-                    category=category,
-                    rater_kind=kind,
-                    n_votes=int(counts[mask].sum()),
-                    last_vote_id=int(lasts[mask].max()),
-                    votes=_as_votes(a_ids[mask], b_ids[mask], outcomes[mask], counts[mask], names),
-                )
-            )
-    return boards
-
-
 def refresh_rating_snapshots(
     *, task: str | None = None, force: bool = False
 ) -> list[RatingSnapshot]:
@@ -221,6 +252,7 @@ def refresh_rating_snapshots(
     current: list[RatingSnapshot] = []
     with transaction.atomic():
         for name in tasks:
+            stale = []
             for board in _boards(name):
                 previous = latest_snapshot(
                     task=board.task, category=board.category, rater_kind=board.rater_kind
@@ -233,20 +265,28 @@ def refresh_rating_snapshots(
                 )
                 if unchanged and not force:
                     current.append(previous)
-                    continue
-                current.append(_store(board, options, method))
+                else:
+                    stale.append(board)
+            # The heavy per-pair aggregation runs only when some board has new votes.
+            votes = _board_votes(name) if stale else {}
+            for board in stale:
+                current.append(
+                    _store(board, votes[board.rater_kind, board.category], options, method)
+                )
                 _prune(board)
     return current
 
 
-def _store(board: _Board, options: BradleyTerryOptions, method: dict) -> RatingSnapshot:
-    fit = fit_bradley_terry(board.votes, options)
+def _store(
+    board: _Board, votes: AggregatedVotes, options: BradleyTerryOptions, method: dict
+) -> RatingSnapshot:
+    fit = fit_bradley_terry(votes, options)
     elo = recent_elo(
         task=board.task, category=board.category, rater_kind=board.rater_kind, options=options
     )
     display = {
         slug: name
-        for slug, name in GenerativeModel.objects.filter(slug__in=board.votes.models).values_list(
+        for slug, name in GenerativeModel.objects.filter(slug__in=votes.models).values_list(
             "slug", "display_name"
         )
     }

@@ -2,16 +2,21 @@
 
 Which two models should the next rater compare? Uniform random pairing wastes most votes on
 pairs whose order is already certain. Like Chatbot Arena's and K-Sort Arena's active sampling,
-we weight each candidate pair by how much its order is still in doubt:
+we weight each candidate pair by what one more vote on it would teach us about the ranking:
 
 * ``d = θ_i - θ_j`` is the current rating difference and ``v`` its variance (from the full
   covariance when given, since ratings fitted on shared opponents are correlated; else
-  ``var_i + var_j``). ``u = Φ(-|d| / √v)`` is the probability that the current order is wrong.
-* The weight is ``(u · √v) ** sharpness``: pairs that are likely misordered *and* whose
-  difference is still poorly measured (so one more vote moves it) come first; pairs whose order
-  is settled get almost nothing, which is where uniform pairing wastes its votes.
-* Models with fewer than ``provisional_votes`` votes get a boost that fades linearly to 1 as
-  their votes come in (a new model quickly gets enough battles to be placed).
+  ``var_i + var_j``).
+* Under Bradley–Terry one comparison carries Fisher information ``I = p (1 - p)`` about ``d``
+  (``p = σ(d)``), so it shrinks the posterior of ``d`` by the factor ``1 + I v``: the
+  information gain is ``log(1 + I v)`` (the D-optimal design criterion).
+* That gain only matters for the ranking while the pair's order is in doubt, so it is
+  multiplied by ``u = Φ(-|d| / √v)``, the probability that the current order is wrong.
+* The weight is ``(log(1 + I v) · u) ** sharpness``; pairs whose order is settled get almost
+  nothing, which is exactly where uniform pairing wastes its votes.
+* A model with fewer votes than the others (below ``min(provisional_votes, median votes)``)
+  gets a boost that fades linearly to 1 as its votes come in, so a newcomer to an established
+  arena is placed quickly; in a fresh arena, where every model is new, nobody is boosted.
 * A floor: with probability ``floor`` the pair is drawn by a model-uniform rule (uniform model,
   then a uniform partner), so every model is drawn with probability ≥ ``floor / n_models``.
 
@@ -25,7 +30,7 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtr
+from scipy.special import expit, ndtr
 
 ELO_PER_LOGIT = 400.0 / math.log(10.0)
 
@@ -48,8 +53,8 @@ class SamplingConfig:
     floor: float = 0.05  # share of model-uniform picks, in [0, 1]
     new_model_boost: float = 2.0  # extra weight factor for a model with no votes
     provisional_votes: int = 30  # the boost fades to nothing at this many votes
-    prior_variance: float = 1.0  # variance (logits²) of a model without a fitted rating
-    sharpness: float = 2.0  # exponent on the active scores: higher concentrates on the best pairs
+    prior_variance: float = 4.0  # variance (logits²) of a model without a fitted rating
+    sharpness: float = 4.0  # exponent on the active scores: higher concentrates on the best pairs
 
 
 @dataclass(frozen=True)
@@ -90,10 +95,14 @@ def active_pair_scores(
     v = var[i] + var[j]
     if covariance is not None:
         v = np.maximum(covariance[i, i] + covariance[j, j] - 2.0 * covariance[i, j], 1e-12)
+    p = expit(d)
+    gain = np.log1p(p * (1.0 - p) * v)
     order_uncertain = ndtr(-np.abs(d) / np.sqrt(v))
-    fade = np.clip(1.0 - votes / max(config.provisional_votes, 1), 0.0, 1.0)
+    # A model is "new" relative to the others (a fresh arena where all are new boosts no one).
+    reference = min(float(config.provisional_votes), float(np.median(votes)))
+    fade = np.clip(1.0 - votes / reference, 0.0, 1.0) if reference > 0 else np.zeros_like(votes)
     boost = 1.0 + config.new_model_boost * fade
-    return (order_uncertain * np.sqrt(v)) ** config.sharpness * np.maximum(boost[i], boost[j])
+    return (gain * order_uncertain) ** config.sharpness * np.maximum(boost[i], boost[j])
 
 
 def pair_probabilities(

@@ -18,7 +18,7 @@ from django.core.cache import cache
 from django.db.models import Count, Q, QuerySet
 
 from arena.models import Battle, Outcome, RaterKind, RatingSnapshot, Vote
-from arena.sampling import ELO_PER_LOGIT, ModelState
+from arena.sampling import ELO_PER_LOGIT, ModelState, SamplingConfig
 from evaluation.models import MediaKind, MetricResult, Prompt, Sample
 from models_registry.models import (
     GenerativeModel,
@@ -145,7 +145,7 @@ def sampler_state(*, task: str) -> SamplerState:
     """Ratings, variances and vote counts of the latest human snapshot, in logit units.
 
     The covariance of the ratings is rebuilt from the snapshot's battle counts and ratings
-    (the Bradley–Terry Fisher information plus a unit prior), so that the sampler sees how
+    (the Bradley–Terry Fisher information plus the sampler's prior), so that the sampler sees how
     uncertain each *difference* is, not only each rating.
     """
     key = f"arena:sampler:{task}"
@@ -192,7 +192,8 @@ def _laplace_covariance(snapshot, ids: dict[str, int], states: dict[int, ModelSt
     p = 1.0 / (1.0 + np.exp(-(theta[:, None] - theta[None, :])))
     w = n * p * (1.0 - p)
     np.fill_diagonal(w, 0.0)
-    hessian = np.diag(w.sum(axis=1)) - w + np.eye(len(order))
+    prior_precision = 1.0 / SamplingConfig().prior_variance
+    hessian = np.diag(w.sum(axis=1)) - w + prior_precision * np.eye(len(order))
     return order, np.linalg.inv(hessian)
 
 

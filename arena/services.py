@@ -16,6 +16,7 @@ import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from arena import selectors
@@ -186,7 +187,8 @@ def vote_create(
         with transaction.atomic():
             battle = (
                 Battle.objects.select_for_update(of=("self",))
-                .select_related("prompt", "sample_a__version", "sample_b__version")
+                .select_related("prompt", "sample_a__version__model", "sample_b__version__model")
+                .annotate(voted=Exists(Vote.objects.filter(battle=OuterRef("pk"))))
                 .filter(token=token)
                 .first()
             )
@@ -196,7 +198,7 @@ def vote_create(
                 raise ArenaRefusal(
                     403, "not_your_battle", "This battle was shown to someone else; load your own."
                 )
-            if Vote.objects.filter(battle=battle).exists():
+            if battle.voted:
                 raise ArenaRefusal(409, "already_voted", "This battle already has your vote.")
             if now >= battle.expires_at:
                 raise ArenaRefusal(
@@ -211,20 +213,16 @@ def vote_create(
                 )
             # Serialises one rater's concurrent votes so the rate count below is exact.
             Rater.objects.select_for_update().filter(pk=rater.pk).first()
-            minute_ago = now - timedelta(minutes=1)
+            by_rater, by_ip = Q(rater=rater), Q(ip_hash=ip_hash) if ip_hash else Q(pk__in=[])
+            recent = Vote.objects.filter(
+                by_rater | by_ip, created_at__gte=now - timedelta(minutes=1)
+            ).aggregate(rater=Count("id", filter=by_rater), ip=Count("id", filter=by_ip))
             _check_rate(
-                Vote.objects.filter(rater=rater, created_at__gte=minute_ago).count(),
-                settings.ARENA_VOTES_PER_MINUTE_PER_RATER,
-                "rater",
-                "votes",
+                recent["rater"], settings.ARENA_VOTES_PER_MINUTE_PER_RATER, "rater", "votes"
             )
-            if ip_hash:
-                _check_rate(
-                    Vote.objects.filter(ip_hash=ip_hash, created_at__gte=minute_ago).count(),
-                    settings.ARENA_VOTES_PER_MINUTE_PER_IP,
-                    "network address",
-                    "votes",
-                )
+            _check_rate(
+                recent["ip"], settings.ARENA_VOTES_PER_MINUTE_PER_IP, "network address", "votes"
+            )
             vote = Vote.objects.create(
                 battle=battle,
                 rater=rater,
@@ -232,8 +230,8 @@ def vote_create(
                 outcome=outcome,
                 task=battle.task,
                 category=battle.prompt.category,
-                model_a_id=battle.sample_a.version.model_id,
-                model_b_id=battle.sample_b.version.model_id,
+                model_a=battle.sample_a.version.model,
+                model_b=battle.sample_b.version.model,
                 ip_hash=ip_hash,
             )
     except IntegrityError as exc:  # a concurrent vote on the same battle won the race
@@ -255,10 +253,8 @@ def request_rating_refresh(*, task: str) -> bool:
         return False
     from config.celery import app
 
-    if REFRESH_TASK not in app.tasks:
-        return False
     try:
-        app.send_task(REFRESH_TASK, kwargs={"task": task})
+        app.send_task(REFRESH_TASK, kwargs={"task": task}, retry=False)
     except Exception:  # broker unreachable: the beat refresh will catch up
         logger.warning("could not enqueue %s for %s", REFRESH_TASK, task, exc_info=True)
         return False

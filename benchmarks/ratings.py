@@ -117,7 +117,9 @@ def bench_db(frame: pd.DataFrame, keep: bool) -> None:
     from django.db import connection
 
     base = settings.DATABASES["default"]["NAME"]
-    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = f"{Path(base).stem}_ratings_bench"
+    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = (
+        f"{Path(base).stem}_ratings_bench"
+    )
     if connection.vendor != "postgresql":
         print("--from-db: set DATABASE_URL to PostgreSQL (the target is measured there)")
     name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)

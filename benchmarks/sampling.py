@@ -26,7 +26,7 @@ from arena.sampling_simulation import simulate  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=24)
+    parser.add_argument("--repeats", type=int, default=32)
     parser.add_argument("--spread", type=float, nargs="+", default=[4.0, 8.0, 12.0])
     parser.add_argument("--target", type=float, default=0.9)
     args = parser.parse_args()

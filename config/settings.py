@@ -243,6 +243,13 @@ SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
     }
 )
 # [generators settings]
+# Device for sampling: "auto" (cuda when available, else cpu), "cpu", "cuda", "cuda:1", ...
+GENERATOR_DEVICE = env_str("GENERATOR_DEVICE", "auto")
+GENERATOR_BATCH_SIZE = env_int("GENERATOR_BATCH_SIZE", 16)  # halved automatically on OOM
+GENERATOR_SEEDS_PER_PROMPT = env_int("GENERATOR_SEEDS_PER_PROMPT", 2)  # seeds 0..n-1
+SAMPLE_VIDEO_FPS = env_int("SAMPLE_VIDEO_FPS", 8)
+REFERENCE_MODELS_DIR = Path(env_str("REFERENCE_MODELS_DIR", str(VAR_DIR / "reference_models")))
+REFERENCE_MODELS_OWNER = env_str("REFERENCE_MODELS_OWNER", "reference-models")
 # [metrics settings]
 # Accept weights whose sha256 differs from the published one (results still show the hash).
 INCEPTION_WEIGHTS_CUSTOM = env_bool("INCEPTION_WEIGHTS_CUSTOM", WEIGHTS_ALLOW_CUSTOM)
@@ -305,6 +312,7 @@ RATINGS_PRIOR_SD = env_float("RATINGS_PRIOR_SD", 400.0)  # points; used only whe
 RATINGS_ELO_K = env_float("RATINGS_ELO_K", 16.0)  # online Elo step (points per surprise)
 RATINGS_ELO_WINDOW = env_int("RATINGS_ELO_WINDOW", 5000)  # recent-form Elo over the last N votes
 RATINGS_SNAPSHOT_KEEP = env_int("RATINGS_SNAPSHOT_KEEP", 2000)  # per board; 0 keeps all
+RATINGS_AGGREGATE_WORK_MEM = env_str("RATINGS_AGGREGATE_WORK_MEM", "256MB")  # PostgreSQL GROUP BY
 # [judge settings]
 JUDGE_BACKEND = env_str("JUDGE_BACKEND", "")  # "api", "local" or "" (whichever is configured)
 if JUDGE_BACKEND not in ("", "api", "local"):

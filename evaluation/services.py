@@ -303,12 +303,19 @@ def version_metrics_compute(*, version_id: int) -> list[MetricResult]:
     from evaluation.features.registry import backbone_name
     from evaluation.features.weights import WeightsRejected, WeightsUnavailable
     from evaluation.metrics.suite import METRICS
-    from workers.stages import stage_advance, stage_done, stage_fail, stage_start
+    from workers.stages import (
+        stage_advance,
+        stage_done,
+        stage_fail,
+        stage_progress,
+        stage_start,
+    )
 
     version = ModelVersion.objects.select_related("model").get(pk=version_id)
     task = version.model.task
     names = list(settings.METRICS_BY_TASK.get(task, []))
     stage_start(version_id=version_id, stage=Stage.METRICS, total=len(names))
+    stage_progress(version_id=version_id, stage=Stage.METRICS, done=0)  # every metric is redone
     samples = list(
         Sample.objects.filter(version=version).select_related("prompt").order_by("prompt", "seed")
     )

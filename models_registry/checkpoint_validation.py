@@ -487,10 +487,18 @@ RESOLUTION_RANGE = (8, 1024)
 FRAMES_RANGE = (1, 128)
 VIDEO_MIN_FRAMES = 8
 NATIVE_KEYS = {"format", "paradigm", "task", "resolution", "frames", "architecture", "sampler"}
-NATIVE_OPTIONAL_KEYS = {"sampler", "name", "description", "channels", "training", "metadata"}
+NATIVE_OPTIONAL_KEYS = {
+    "sampler",
+    "schedule",
+    "name",
+    "description",
+    "channels",
+    "training",
+    "metadata",
+}
 NATIVE_REQUIRED_KEYS = NATIVE_KEYS - {"sampler"}
 # Settings an author may give on a version (applied over the checkpoint's own config).
-OVERRIDE_KEYS = {"resolution", "frames", "sampler"}
+OVERRIDE_KEYS = {"resolution", "frames", "sampler", "steps", "guidance_scale"}
 
 
 def _int_in_range(config: dict, key: str, low: int, high: int, where: str) -> int:
@@ -515,8 +523,17 @@ def check_overrides(overrides: Any, *, where: str = "generator_config") -> dict:
         _int_in_range(overrides, "resolution", *RESOLUTION_RANGE, where)
     if "frames" in overrides:
         _int_in_range(overrides, "frames", *FRAMES_RANGE, where)
-    if "sampler" in overrides and not isinstance(overrides["sampler"], dict):
-        raise CheckpointRejected(f"{where}: 'sampler' must be a JSON object")
+    if "steps" in overrides:
+        _int_in_range(overrides, "steps", 1, 1000, where)
+    guidance = overrides.get("guidance_scale", 0.0)
+    if (
+        not isinstance(guidance, int | float)
+        or isinstance(guidance, bool)
+        or not 0 <= guidance <= 50
+    ):
+        raise CheckpointRejected(f"{where}: 'guidance_scale' must be a number from 0 to 50")
+    if "sampler" in overrides and not isinstance(overrides["sampler"], dict | str):
+        raise CheckpointRejected(f"{where}: 'sampler' must be a sampler name or a JSON object")
     return overrides
 
 
@@ -809,11 +826,14 @@ def _diffusers_default_resolution(summary: CheckpointSummary) -> int | None:
 
 
 def native_generator_config(summary: CheckpointSummary, *, task: str, overrides: dict) -> dict:
-    """The native config.json with the author's version overrides applied and re-checked."""
+    """config.json with the version's resolution/frames overrides applied, schema-checked.
+
+    Sampler overrides are merged by the generator's own loader rules (see services).
+    """
     config = dict(summary.config)
     if config["task"] != task:
         raise CheckpointRejected(
             f"config.json task {config['task']!r} does not match the model's task {task!r}"
         )
-    config.update(overrides)
+    config.update({key: overrides[key] for key in ("resolution", "frames") if key in overrides})
     return check_native_config(config, where="config.json with the version's generator_config")

@@ -12,6 +12,7 @@ import posixpath
 import re
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
@@ -481,11 +482,14 @@ def checkpoint_validate(*, version_id: int) -> ModelVersion | None:
                 sink=_StorageSink(folder),
             )
         if summary.format == "native":
-            config = native_generator_config(summary, task=version.model.task, overrides=overrides)
+            native_generator_config(summary, task=version.model.task, overrides=overrides)
         else:
             config = diffusers_generator_config(
                 summary, task=version.model.task, overrides=overrides
             )
+        loadable = _generator_loader_check(summary.format, folder, summary.config, overrides)
+        if summary.format == "native":
+            config = loadable
     except CheckpointRejected as exc:
         return version_reject(version=version, reason=str(exc))
     with transaction.atomic():
@@ -505,12 +509,33 @@ def checkpoint_validate(*, version_id: int) -> ModelVersion | None:
     return version
 
 
+def _generator_loader_check(fmt: str, folder: str, config: dict, overrides: dict) -> dict:
+    """Run the generator loader's own config checks, so a ready version is one it can load.
+
+    Returns the final native config (config.json merged with the version's overrides).
+    """
+    # Imported here: the generator modules import torch, which the web process never needs.
+    from models_registry.generators.diffusers_loader import check_model_index
+    from models_registry.generators.native import apply_overrides
+    from models_registry.generators.protocol import GeneratorConfigError
+
+    try:
+        if fmt == "native":
+            return apply_overrides(config, overrides)
+        return check_model_index(Path(default_storage.path(folder)))
+    except GeneratorConfigError as exc:
+        raise CheckpointRejected(str(exc)) from exc
+
+
 def version_mark_ready(*, version: ModelVersion) -> ModelVersion:
     """The checkpoint passed validation: the version is ``ready`` (the pipeline starts here)."""
     version.status = VersionStatus.READY
     version.status_reason = ""
     version.save(update_fields=["status", "status_reason", "updated_at"])
     stage_done(version_id=version.pk, stage=Stage.VALIDATE)
+    from workers.pipeline import pipeline_start  # workers depends on the registry, not vice versa
+
+    pipeline_start(version_id=version.pk)
     return version
 
 

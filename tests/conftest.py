@@ -44,6 +44,13 @@ def child_env(transactional_db) -> dict[str, str]:
     return env
 
 
+def purge_queues() -> None:
+    """Drop messages left on the configured broker by earlier tests, so workers see only ours."""
+    from config.celery import app
+
+    app.control.purge()
+
+
 class WorkerProcesses:
     """Starts real `celery worker` processes and stops them (SIGTERM, then SIGKILL) at teardown."""
 
@@ -116,6 +123,7 @@ class WorkerProcesses:
 
 @pytest.fixture
 def celery_workers(tmp_path) -> Iterator[WorkerProcesses]:
+    purge_queues()
     workers = WorkerProcesses(tmp_path)
     yield workers
     workers.stop_all()

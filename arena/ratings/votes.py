@@ -56,6 +56,20 @@ class AggregatedVotes:
     def n_votes(self) -> int:
         return int(self.count.sum())
 
+    def renamed(self, names: dict) -> AggregatedVotes:
+        """The same votes with model ``m`` renamed ``names[m]`` (and models re-sorted by name)."""
+        new = [str(names[m]) for m in self.models]
+        order = np.argsort(np.array(new, dtype=object), kind="stable")
+        position = np.empty(len(new), dtype=np.int64)
+        position[order] = np.arange(len(new))
+        return AggregatedVotes(
+            models=tuple(new[i] for i in order),
+            model_a=position[self.model_a],
+            model_b=position[self.model_b],
+            outcome=self.outcome,
+            count=self.count,
+        )
+
     @classmethod
     def empty(cls) -> AggregatedVotes:
         z = np.zeros(0, dtype=np.int64)

@@ -22,8 +22,8 @@ DEMO_CLIP_CONFIG = {
     "embed_dim": 64,
     "vision_cfg": {
         "image_size": 32,
-        "layers": 3,
-        "width": 96,
+        "layers": 2,
+        "width": 64,
         "head_width": 32,
         "patch_size": 8,
         "mlp_ratio": 2.0,
@@ -31,9 +31,9 @@ DEMO_CLIP_CONFIG = {
     "text_cfg": {
         "context_length": 24,
         "vocab_size": 49408,
-        "width": 96,
-        "heads": 3,
-        "layers": 3,
+        "width": 64,
+        "heads": 2,
+        "layers": 2,
         "mlp_ratio": 2.0,
     },
 }
@@ -62,9 +62,9 @@ def _atomic_write(path: Path, data: bytes) -> None:
 def train_demo_clip(
     out_path: Path,
     *,
-    steps: int = 600,
+    steps: int = 400,
     seed: int = 0,
-    batch_size: int = 128,
+    batch_size: int = 96,
     n_images: int = 4096,
     force: bool = False,
 ) -> DemoClipCheckpoint:

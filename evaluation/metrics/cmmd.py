@@ -52,16 +52,19 @@ def cmmd_estimates(
 ) -> torch.Tensor:
     """Unbiased scaled MMD^2 of x [N, E] vs y [M, E] under multinomial count weights [B, N], [B, M].
 
-    All-ones weights give the plain estimate; bootstrap counts give bootstrap replicates
-    (a resampled point paired with itself is excluded, as the diagonal is).
+    All-ones weights give the plain estimate; bootstrap counts give bootstrap replicates. Within
+    a sample, pairs of copies of the same point are excluded (as the diagonal is), so duplicates
+    from resampling do not bias the replicates upwards.
     """
     x = torch.as_tensor(x, dtype=torch.float64)
     y = torch.as_tensor(y, dtype=torch.float64)
     n, m = x.shape[0], y.shape[0]
-    k_xx = _weighted_kernel_sums(x, x, wx, wx, sigma=sigma, block=block) - wx.sum(dim=1)
-    k_yy = _weighted_kernel_sums(y, y, wy, wy, sigma=sigma, block=block) - wy.sum(dim=1)
+    # k(x, x) = 1: the weighted diagonal is sum(w^2), the distinct-point pairs number m^2 - sum(w^2).
+    sq_x, sq_y = (wx * wx).sum(dim=1), (wy * wy).sum(dim=1)
+    k_xx = _weighted_kernel_sums(x, x, wx, wx, sigma=sigma, block=block) - sq_x
+    k_yy = _weighted_kernel_sums(y, y, wy, wy, sigma=sigma, block=block) - sq_y
     k_xy = _weighted_kernel_sums(x, y, wx, wy, sigma=sigma, block=block)
-    return scale * (k_xx / (n * (n - 1)) + k_yy / (m * (m - 1)) - 2.0 * k_xy / (n * m))
+    return scale * (k_xx / (n * n - sq_x) + k_yy / (m * m - sq_y) - 2.0 * k_xy / (n * m))
 
 
 class CMMD:

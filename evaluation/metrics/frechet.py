@@ -203,14 +203,19 @@ class FrechetDistanceMetric:
         mu, sigma = self.stats.mean_cov()
         value = frechet_distance(mu, sigma, ref.mu, ref.sigma, device=self.device)
         lower = upper = None
-        groups = self.stats.groups
-        if groups > 1 and int(self.stats.counts.min()) >= 2:
+        # With fewer rows than groups some groups are empty: jackknife over the non-empty ones.
+        used = np.flatnonzero(self.stats.counts)
+        groups = len(used)
+        if groups > 1 and self.stats.n - int(self.stats.counts.max()) >= 2:
             leave_out = np.array(
                 [
                     frechet_distance(
-                        *self.stats.mean_cov_without_group(g), ref.mu, ref.sigma, device=self.device
+                        *self.stats.mean_cov_without_group(int(g)),
+                        ref.mu,
+                        ref.sigma,
+                        device=self.device,
                     )
-                    for g in range(groups)
+                    for g in used
                 ]
             )
             se = float(np.sqrt((groups - 1) / groups * np.sum((leave_out - leave_out.mean()) ** 2)))

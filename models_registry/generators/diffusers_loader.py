@@ -3,7 +3,9 @@
 Loaded with `DiffusionPipeline.from_pretrained(dir, use_safetensors=True, local_files_only=True)`:
 no network access, no pickled weights, no remote code. Components must come from the diffusers
 or transformers libraries. Scheduler, steps, guidance scale, resolution and frames come from the
-version's generator config (`overrides`) and can be changed per `generate` call.
+version's generator config (`overrides`: top-level `resolution`, `frames` and
+`sampler: {"scheduler": "<diffusers scheduler class>", "steps": int, "guidance_scale": float}`)
+and can be changed per `generate` call.
 """
 
 from __future__ import annotations
@@ -78,13 +80,27 @@ class DiffusersGenerator:
         params = inspect.signature(pipe.__call__).parameters
         self.task = "text-to-video" if "num_frames" in params else "text-to-image"
         overrides = dict(overrides or {})
+        # The registry records {"sampler": {"scheduler", "steps", "guidance_scale"}, ...}.
+        sampler = overrides.get("sampler") or {}
+        if not isinstance(sampler, dict):
+            raise GeneratorConfigError(
+                f"generator config sampler must be an object, got {sampler!r}"
+            )
+        unknown = set(sampler) - {"scheduler", "steps", "guidance_scale"}
+        if unknown:
+            raise GeneratorConfigError(
+                f"generator config sampler has unknown keys {sorted(unknown)}; "
+                "allowed: scheduler, steps, guidance_scale"
+            )
+        overrides = {**overrides, **sampler}
         if overrides.get("scheduler"):
             self._set_scheduler(overrides["scheduler"])
         default_size = self._default_resolution()
         self.resolution = int(overrides.get("resolution") or default_size)
         self.frames = int(overrides.get("frames") or (16 if self.task == "text-to-video" else 1))
         self.steps = int(overrides.get("steps") or 25)
-        self.guidance_scale = float(overrides.get("guidance_scale") or 5.0)
+        guidance = overrides.get("guidance_scale")
+        self.guidance_scale = 5.0 if guidance is None else float(guidance)
         for key, value in (
             ("resolution", self.resolution),
             ("frames", self.frames),

@@ -207,6 +207,34 @@ def read_native_config(directory: Path) -> dict:
     return validate_native_config(config)
 
 
+def apply_overrides(config: dict, overrides: dict) -> dict:
+    """A version's generator config over config.json: `resolution`, `frames` and `sampler`
+    ({"name", "steps", "guidance_scale", options}; a different name starts from that sampler's
+    defaults). Top-level `steps` / `guidance_scale` are accepted as shorthands."""
+    merged = dict(config)
+    for key in ("resolution", "frames"):
+        if overrides.get(key) is not None:
+            merged[key] = overrides[key]
+    sampler = dict(config["sampler"])
+    wanted = overrides.get("sampler")
+    if isinstance(wanted, str):
+        wanted = {"name": wanted}
+    if isinstance(wanted, dict) and wanted:
+        if wanted.get("name", sampler["name"]) != sampler["name"]:
+            sampler = {"steps": sampler["steps"], "guidance_scale": sampler["guidance_scale"]}
+        sampler.update(wanted)
+    elif wanted is not None and not isinstance(wanted, dict):
+        raise GeneratorConfigError(f"generator config sampler must be an object, got {wanted!r}")
+    for key in ("steps", "guidance_scale"):
+        if overrides.get(key) is not None:
+            sampler[key] = overrides[key]
+    merged["sampler"] = sampler
+    try:
+        return validate_native_config(merged)
+    except GeneratorConfigError as exc:
+        raise GeneratorConfigError(f"version generator config: {exc}") from exc
+
+
 class NativeGenerator:
     """A reference (native-format) generator: caption encoder + U-Net + a sampler with CFG."""
 
@@ -304,18 +332,5 @@ def load_native(
         raise GeneratorConfigError(f"{WEIGHTS_FILE} must hold floating-point tensors only")
     model.load_state_dict(state, strict=True)
     if overrides:
-        sampler = dict(config["sampler"])
-        if isinstance(overrides.get("sampler"), str) and overrides["sampler"] != sampler["name"]:
-            sampler = {
-                "name": overrides["sampler"],
-                "steps": sampler["steps"],
-                "guidance_scale": sampler["guidance_scale"],
-            }
-        for key in ("steps", "guidance_scale"):
-            if overrides.get(key) is not None:
-                sampler[key] = overrides[key]
-        config = {
-            **config,
-            "sampler": validate_sampler(config["paradigm"], sampler, "generator config "),
-        }
+        config = apply_overrides(config, overrides)
     return NativeGenerator(config, model, device)

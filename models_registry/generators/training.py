@@ -195,5 +195,5 @@ def train(
         scheduler.step()
         ema.update(model)
         if progress is not None:
-            progress(step, float(loss))
+            progress(step, loss.item())
     return ema.module

@@ -80,7 +80,10 @@ def test_vote_with_mouse_and_keyboard_reveal_and_next(browser, live_server, aren
     page.get_by_role("button", name="A is better").click()
     page.locator("#next").wait_for(state="visible")
     revealed = page.locator("#name-A").inner_text() + page.locator("#name-B").inner_text()
-    assert any(m.display_name in revealed for m in arena.models)
+    assert any(m.display_name in revealed for m in arena.models), (
+        revealed,
+        page.locator("#status").inner_text(),
+    )
     assert "Vote recorded" in page.locator("#status").inner_text()
     page.screenshot(path=str(ARTIFACTS / "arena-revealed.png"), full_page=True)
     first_prompt_src = page.locator("#side-A img").get_attribute("src")

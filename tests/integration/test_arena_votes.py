@@ -254,3 +254,28 @@ def test_concurrent_votes_on_one_battle_store_exactly_one():
         t.join()
     assert sorted(statuses) == [201, 409, 409, 409, 409, 409], statuses
     assert Vote.objects.filter(battle=battle).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_vote_triggers_a_debounced_snapshot_refresh_on_a_real_worker(
+    arena_settings, child_env, celery_workers
+):
+    from arena.models import RatingSnapshot
+    from tests.conftest import wait_for
+
+    arena_settings.ARENA_REFRESH_DEBOUNCE_SECONDS = 60
+    make_arena()
+    celery_workers.start(child_env, queues="default", name="arena-refresh")
+    client = Client()
+    first, second = serve(client), serve(client)
+    assert cast(client, first).status_code == OK
+    snapshot = wait_for(
+        lambda: RatingSnapshot.objects.filter(task="text-to-image", category="").first(),
+        timeout=90,
+        message="the on-demand snapshot refresh after a vote",
+    )
+    assert snapshot.n_votes == 1
+    assert cast(client, second).status_code == OK  # inside the debounce window: no new task
+    from arena.services import request_rating_refresh
+
+    assert request_rating_refresh(task="text-to-image") is False

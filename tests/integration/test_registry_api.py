@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from io import StringIO
 from urllib.parse import urlsplit
 
@@ -22,6 +24,7 @@ from models_registry.models import (
     VersionStatus,
 )
 from models_registry.services import api_token_create
+from tests.conftest import ROOT
 from tests.integration.registry_support import (
     create_model,
     create_version,
@@ -434,3 +437,53 @@ def test_admin_token_creation_shows_the_key_once():
     assert f"API token for {root}" in page
     key = page.split("API token for root: ")[1].split(" ")[0]
     assert hash_token_key(key) == token.key_hash
+
+
+def test_example_client_resumes_an_interrupted_upload_and_finalizes(live_server, media, tmp_path):
+    alice = make_user("alice")
+    _, key = api_token_create(user=alice)
+    data = native_archive()
+    archive = tmp_path / "ckpt.tar"
+    archive.write_bytes(data)
+    # A first attempt created everything and got 1000 bytes through before dying.
+    api = httpx.Client(base_url=live_server.url, headers={"Authorization": f"Token {key}"})
+    api.post(
+        "/api/v1/models/",
+        json={"slug": "tiny", "display_name": "T", "task": "text-to-image", "paradigm": "flow"},
+    ).raise_for_status()
+    version_id = api.post("/api/v1/models/tiny/versions/", json={"tag": "v1"}).json()["id"]
+    upload = api.post(
+        f"/api/v1/versions/{version_id}/uploads/",
+        json={"filename": "ckpt.tar", "total_size": len(data)},
+    ).json()
+    api.put(
+        f"/api/v1/uploads/{upload['id']}/",
+        content=data[:1000],
+        headers={"Content-Range": f"bytes 0-999/{len(data)}"},
+    ).raise_for_status()
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "submit.py"),
+            "--url",
+            live_server.url,
+            "--token",
+            key,
+            "--model",
+            "tiny",
+            "--tag",
+            "v1",
+            "--chunk-mb",
+            "0.002",
+            "--no-wait",
+            str(archive),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"resuming upload {upload['id']} at byte 1000" in result.stdout
+    row = Upload.objects.get(pk=upload["id"])
+    assert row.status == "finalized" and row.sha256 == sha256(data)
+    assert ModelVersion.objects.get(pk=version_id).status == VersionStatus.VALIDATING

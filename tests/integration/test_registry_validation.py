@@ -88,11 +88,15 @@ def test_valid_native_checkpoint_becomes_ready_and_is_unpacked(
     assert body["status"] == "ready", body
     assert body["checkpoint"]["format"] == "native" and body["checkpoint"]["size"] == len(data)
     assert body["generator_config"]["paradigm"] == "flow"
-    assert body["generator_config"]["sampler"] == {"steps": 8}
+    assert body["generator_config"]["sampler"] == {
+        "name": "euler",
+        "steps": 8,
+        "guidance_scale": 3.0,
+    }
     checkpoint = Checkpoint.objects.get(version_id=version["id"])
     assert checkpoint.unpacked_path == f"checkpoints/unpacked/{version['id']}"
     unpacked = media / checkpoint.unpacked_path
-    assert json.loads((unpacked / "config.json").read_text())["resolution"] == 16
+    assert json.loads((unpacked / "config.json").read_text())["resolution"] == 32
     assert (unpacked / "model.safetensors").stat().st_size > 1024
     assert [s["stage"] for s in body["stages"]] == ["validate"]
     assert body["stages"][0]["state"] == "done"
@@ -257,6 +261,14 @@ REJECTIONS = {
         lambda: native_archive(config=native_config(task="text-to-video", frames=16)),
         "does not match the model's task 'text-to-image'",
     ),
+    "not loadable by the generator": (
+        lambda: native_archive(config=native_config(architecture={"type": "mlp"})),
+        "architecture.type must be 'unet'",
+    ),
+    "bad sampler override": (
+        lambda: native_archive(config=native_config(sampler={"name": "ddpm", "steps": 5})),
+        "does not fit paradigm 'flow'",
+    ),
     "not an archive": (lambda: b"\x80\x04" + b"pickle?" * 100, "not a readable .zip or .tar"),
 }
 
@@ -305,10 +317,15 @@ def test_validation_runs_on_a_real_celery_worker(child_env, celery_workers, medi
     assert rejected.status == "rejected" and "pickle" in rejected.status_reason
     assert (media / f"checkpoints/unpacked/{good['id']}/model.safetensors").exists()
     assert not (media / f"checkpoints/unpacked/{bad['id']}").exists()
-    results = [
-        json.loads(row.result)
-        for row in TaskResult.objects.filter(task_name="workers.tasks.validate_checkpoint")
-    ]
-    statuses = {r["version_id"]: r["status"] for r in results if isinstance(r, dict)}
-    assert statuses[good["id"]] == "ready" and statuses[bad["id"]] == "rejected"
+
+    def statuses() -> dict:
+        rows = TaskResult.objects.filter(
+            task_name="workers.tasks.validate_checkpoint", status="SUCCESS"
+        )
+        results = [json.loads(row.result) for row in rows]
+        found = {r["version_id"]: r["status"] for r in results}
+        return found if {good["id"], bad["id"]} <= set(found) else None
+
+    found = wait_for(statuses, timeout=60, message="both task results to be stored")
+    assert found[good["id"]] == "ready" and found[bad["id"]] == "rejected"
     assert "workers.tasks.validate_checkpoint" in celery_workers.log("registry")

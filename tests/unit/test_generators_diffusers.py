@@ -22,7 +22,7 @@ def _tokenizer():
     for c in chars:
         vocab[c] = len(vocab)
         vocab[c + "</w>"] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=[])
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
 
 
 def _text_encoder():
@@ -31,8 +31,14 @@ def _text_encoder():
     torch.manual_seed(0)
     return CLIPTextModel(
         CLIPTextConfig(
-            vocab_size=200, hidden_size=32, intermediate_size=37, num_attention_heads=4,
-            num_hidden_layers=2, max_position_embeddings=77, bos_token_id=0, eos_token_id=1,
+            vocab_size=200,
+            hidden_size=32,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            max_position_embeddings=77,
+            bos_token_id=0,
+            eos_token_id=1,
             pad_token_id=1,
         )
     )
@@ -43,9 +49,13 @@ def _vae():
 
     torch.manual_seed(0)
     return AutoencoderKL(
-        block_out_channels=(8, 16), in_channels=3, out_channels=3, latent_channels=4,
+        block_out_channels=(8, 16),
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
         down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"), norm_num_groups=8,
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        norm_num_groups=8,
         sample_size=32,
     )
 
@@ -57,15 +67,26 @@ def t2i_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny-sd")
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
-        block_out_channels=(16, 32), layers_per_block=1, sample_size=16, in_channels=4,
-        out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
-        attention_head_dim=4, norm_num_groups=8,
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=4,
+        norm_num_groups=8,
     )
     pipe = StableDiffusionPipeline(
-        unet=unet, vae=_vae(), text_encoder=_text_encoder(), tokenizer=_tokenizer(),
+        unet=unet,
+        vae=_vae(),
+        text_encoder=_text_encoder(),
+        tokenizer=_tokenizer(),
         scheduler=DDIMScheduler(beta_schedule="scaled_linear", clip_sample=False, steps_offset=1),
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
     )
     pipe.save_pretrained(root / "pipe", safe_serialization=True)
     return root / "pipe"
@@ -78,13 +99,22 @@ def t2v_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny-t2v")
     torch.manual_seed(0)
     unet = UNet3DConditionModel(
-        block_out_channels=(16, 32), layers_per_block=1, sample_size=16, in_channels=4,
-        out_channels=4, down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
-        up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"), cross_attention_dim=32,
-        attention_head_dim=4, norm_num_groups=8,
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
+        up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
+        cross_attention_dim=32,
+        attention_head_dim=4,
+        norm_num_groups=8,
     )
     pipe = TextToVideoSDPipeline(
-        unet=unet, vae=_vae(), text_encoder=_text_encoder(), tokenizer=_tokenizer(),
+        unet=unet,
+        vae=_vae(),
+        text_encoder=_text_encoder(),
+        tokenizer=_tokenizer(),
         scheduler=DDIMScheduler(beta_schedule="scaled_linear", clip_sample=False, steps_offset=1),
     )
     pipe.save_pretrained(root / "pipe", safe_serialization=True)
@@ -104,8 +134,11 @@ def test_text_to_image_pipeline_loads_and_generates_deterministic_uint8_images(t
 
 def test_scheduler_steps_and_guidance_come_from_the_version_config(t2i_dir):
     gen = load_generator(
-        t2i_dir, device="cpu",
-        overrides={"scheduler": "EulerDiscreteScheduler", "steps": 3, "guidance_scale": 1.0},
+        t2i_dir,
+        device="cpu",
+        overrides={
+            "sampler": {"scheduler": "EulerDiscreteScheduler", "steps": 3, "guidance_scale": 1.0}
+        },
     )
     assert type(gen.pipe.scheduler).__name__ == "EulerDiscreteScheduler"
     assert gen.steps == 3 and gen.guidance_scale == 1.0

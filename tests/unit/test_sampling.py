@@ -126,3 +126,11 @@ def test_active_sampling_needs_fewer_votes_than_uniform_in_simulation():
             out.append(result.votes_to_target)
     ratio = np.mean(needed["uniform"]) / np.mean(needed["active"])
     assert ratio > 1.2, f"uniform / active votes = {ratio:.2f}"
+
+
+def test_in_a_fresh_arena_nobody_is_boosted():
+    config = SamplingConfig(new_model_boost=5.0, provisional_votes=30)
+    pairs = all_pairs(3)
+    for votes in (0, 5):
+        fresh = [ModelState(0.0, 1.0, votes) for _ in range(3)]
+        np.testing.assert_allclose(pair_probabilities(fresh, pairs, config), np.full(3, 1 / 3))

@@ -21,7 +21,7 @@ class Command(BaseCommand):
             default=settings.VAR_DIR / "weights" / "demo-clip-tiny.safetensors",
             help="weights file; the config JSON is written next to it",
         )
-        parser.add_argument("--steps", type=int, default=600)
+        parser.add_argument("--steps", type=int, default=400)
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--force", action="store_true")
 

@@ -1,0 +1,273 @@
+"""Services: generate a version's samples and store each one idempotently.
+
+A sample is keyed by (version, prompt, seed). Images are stored as PNG, clips as H.264 MP4
+(yuv420p, even sizes, faststart) that browsers play. Media names are opaque random names under
+`samples/` (never the model's slug: the arena must not leak identities). The file is written
+before its row and deleted again when the row cannot be created, so neither a half-written file
+nor a row without its file stays behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+
+from evaluation.models import MediaKind, Prompt, PromptSet, Sample
+from models_registry.models import ModelVersion, Stage, Task
+from workers.stages import stage_done, stage_fail, stage_progress, stage_start
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PROMPT_SETS = {Task.TEXT_TO_IMAGE: "t2i-benchmark", Task.TEXT_TO_VIDEO: "t2v-benchmark"}
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """PNG bytes of one uint8 [H, W, 3] image (lossless)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image), mode="RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def encode_mp4(clip: np.ndarray, fps: int = 8, crf: int = 12) -> bytes:
+    """H.264 MP4 bytes of one uint8 [T, H, W, 3] clip (yuv420p; odd sizes padded to even by
+    repeating the last row/column, since 4:2:0 chroma needs even dimensions)."""
+    import av
+
+    frames, height, width, _ = clip.shape
+    pad_h, pad_w = height % 2, width % 2
+    if pad_h or pad_w:
+        clip = np.pad(clip, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    # faststart rewrites the file to put the index first, so ffmpeg needs a real file.
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "clip.mp4"
+        with av.open(str(path), mode="w", options={"movflags": "+faststart"}) as container:
+            stream = container.add_stream("libx264", rate=fps)
+            stream.width, stream.height = width + pad_w, height + pad_h
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"crf": str(crf), "preset": "medium"}
+            for frame in clip:
+                image = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+                for packet in stream.encode(image):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        return path.read_bytes()
+
+
+def store_sample(
+    *,
+    version: ModelVersion,
+    prompt: Prompt,
+    seed: int,
+    pixels: np.ndarray,
+    generation_seconds: float | None,
+) -> tuple[Sample, bool]:
+    """Store one generated sample; returns (sample, created). An existing (version, prompt, seed)
+    sample is returned unchanged, also when another worker stores it concurrently.
+
+    pixels: uint8 [H, W, 3] (image) or [T, H, W, 3] (clip).
+    """
+    existing = Sample.objects.filter(version=version, prompt=prompt, seed=seed).first()
+    if existing is not None:
+        return existing, False
+    if pixels.dtype != np.uint8 or pixels.ndim not in (3, 4) or pixels.shape[-1] != 3:
+        raise ValueError(
+            f"pixels must be uint8 [H, W, 3] or [T, H, W, 3], got {pixels.dtype} {pixels.shape}"
+        )
+    if pixels.ndim == 3:
+        data, kind, ext, frames = encode_png(pixels), MediaKind.IMAGE, "png", 1
+    else:
+        data, kind, ext = encode_mp4(pixels, fps=settings.SAMPLE_VIDEO_FPS), MediaKind.VIDEO, "mp4"
+        frames = pixels.shape[0]
+    name = default_storage.save(f"samples/{uuid.uuid4().hex}.{ext}", ContentFile(data))
+    try:
+        with transaction.atomic():
+            sample = Sample.objects.create(
+                version=version,
+                prompt=prompt,
+                seed=seed,
+                media=name,
+                media_kind=kind,
+                width=pixels.shape[-2],
+                height=pixels.shape[-3],
+                frames=frames,
+                sha256=hashlib.sha256(data).hexdigest(),
+                generation_seconds=generation_seconds,
+            )
+    except IntegrityError:
+        default_storage.delete(name)
+        return Sample.objects.get(version=version, prompt=prompt, seed=seed), False
+    except BaseException:
+        default_storage.delete(name)
+        raise
+    return sample, True
+
+
+class GenerationFailed(RuntimeError):
+    """The generate stage failed for a reason recorded on the version's stage (no retry)."""
+
+
+@dataclass
+class GenerationReport:
+    version_id: int
+    prompt_set: str
+    total: int
+    created: int
+    existing: int
+    device: str
+
+    def as_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def checkpoint_directory(version: ModelVersion) -> Path:
+    """The validated, unpacked checkpoint directory of a version (relative to MEDIA_ROOT)."""
+    checkpoint = getattr(version, "checkpoint", None)
+    if checkpoint is None:
+        raise GenerationFailed("the version has no checkpoint; upload one first")
+    if not checkpoint.unpacked_path:
+        raise GenerationFailed("the checkpoint has not been validated and unpacked yet")
+    path = Path(checkpoint.unpacked_path)
+    return path if path.is_absolute() else Path(settings.MEDIA_ROOT) / path
+
+
+def _is_oom(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    )
+
+
+def _fail(version_id: int, reason: str) -> GenerationFailed:
+    stage_fail(version_id=version_id, stage=Stage.GENERATE, reason=reason)
+    log.warning("generation of version %s failed: %s", version_id, reason)
+    return GenerationFailed(reason)
+
+
+def generate_samples(
+    *,
+    version_id: int,
+    prompt_set_slug: str | None = None,
+    seeds: list[int] | None = None,
+    batch_size: int | None = None,
+    device: str | None = None,
+) -> GenerationReport:
+    """Generate the missing samples of a version for a prompt set and seeds, in batches.
+
+    Idempotent per (version, prompt, seed): what exists is skipped, so a retry or a redelivery
+    resumes where the last run stopped. Progress (done / total) is the "generate" stage of the
+    version. A bad config, a wrong task or running out of memory at batch size 1 fails the
+    stage with a readable reason and raises GenerationFailed (not retried).
+    """
+    from models_registry.generators import GeneratorConfigError, default_device, load_generator
+
+    version = ModelVersion.objects.select_related("model").get(pk=version_id)
+    task = version.model.task
+    slug = prompt_set_slug or DEFAULT_PROMPT_SETS[Task(task)]
+    prompt_set = PromptSet.objects.filter(slug=slug).first()
+    if prompt_set is None:
+        raise _fail(
+            version_id, f"prompt set {slug!r} does not exist; run `manage.py load_prompt_sets`"
+        )
+    if prompt_set.task != task:
+        raise _fail(version_id, f"prompt set {slug!r} is {prompt_set.task} but the model is {task}")
+    seeds = (
+        list(range(settings.GENERATOR_SEEDS_PER_PROMPT))
+        if seeds is None
+        else [int(s) for s in seeds]
+    )
+    prompts = list(prompt_set.prompts.order_by("position", "id"))
+    done = set(
+        Sample.objects.filter(
+            version=version, prompt__prompt_set=prompt_set, seed__in=seeds
+        ).values_list("prompt_id", "seed")
+    )
+    todo = [(p, s) for p in prompts for s in seeds if (p.id, s) not in done]
+    total = len(prompts) * len(seeds)
+    stage_start(version_id=version_id, stage=Stage.GENERATE, total=total)
+    stage_progress(version_id=version_id, stage=Stage.GENERATE, done=total - len(todo))
+    device = device or (None if settings.GENERATOR_DEVICE == "auto" else settings.GENERATOR_DEVICE)
+    device = device or default_device()
+    report = GenerationReport(version_id, slug, total, 0, total - len(todo), device)
+    if not todo:
+        stage_done(version_id=version_id, stage=Stage.GENERATE)
+        return report
+    try:
+        directory = checkpoint_directory(version)
+    except GenerationFailed as exc:
+        raise _fail(version_id, str(exc)) from exc
+    try:
+        generator = load_generator(directory, device=device, overrides=version.generator_config)
+    except GeneratorConfigError as exc:
+        raise _fail(version_id, f"bad generator config: {exc}") from exc
+    except Exception as exc:
+        if _is_oom(exc):
+            raise _fail(version_id, f"out of memory loading the model on {device}") from exc
+        raise
+    if generator.task != task:
+        raise _fail(
+            version_id, f"the checkpoint generates {generator.task} but the model is {task}"
+        )
+    batch = max(1, batch_size or settings.GENERATOR_BATCH_SIZE)
+    position = 0
+    while position < len(todo):
+        chunk = todo[position : position + batch]
+        started = time.perf_counter()
+        try:
+            pixels = generator.generate([p.text for p, _ in chunk], [s for _, s in chunk])
+        except GeneratorConfigError as exc:
+            raise _fail(version_id, f"bad generator config: {exc}") from exc
+        except Exception as exc:
+            if not _is_oom(exc):
+                raise
+            if batch == 1:
+                raise _fail(
+                    version_id, f"out of memory on {device} even at batch size 1: {exc}"
+                ) from exc
+            _release_memory()
+            batch = max(1, batch // 2)  # retry the same chunk, smaller
+            log.info("out of memory on %s; batch size now %d", device, batch)
+            continue
+        seconds = (time.perf_counter() - started) / len(chunk)
+        for (prompt, seed), sample_pixels in zip(chunk, pixels, strict=True):
+            _, created = store_sample(
+                version=version,
+                prompt=prompt,
+                seed=seed,
+                pixels=sample_pixels,
+                generation_seconds=seconds,
+            )
+            report.created += created
+            report.existing += not created
+        position += len(chunk)
+        stage_progress(
+            version_id=version_id,
+            stage=Stage.GENERATE,
+            done=Sample.objects.filter(
+                version=version, prompt__prompt_set=prompt_set, seed__in=seeds
+            ).count(),
+        )
+    stage_done(version_id=version_id, stage=Stage.GENERATE)
+    return report
+
+
+def _release_memory() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
