@@ -75,19 +75,20 @@ REFERENCE_SPECS: tuple[ReferenceSpec, ...] = (
         paradigm="flow",
         description="Reflow of the reference rectified flow: fine-tuned on its own guided ODE "
         "(noise, image) pairs, so two Euler steps without guidance suffice.",
-        steps=400,
+        steps=300,
         lr=5e-4,
         sampler={"name": "euler", "steps": 2, "guidance_scale": 1.0},
         teacher="ref-rectified-flow",
-        reflow_pairs=1536,
+        reflow_pairs=1024,
     ),
     ReferenceSpec(
         slug="ref-ddpm",
         display_name="Reference DDPM (DDIM sampler)",
         paradigm="diffusion",
-        description="ε-prediction DDPM with the cosine schedule on a 48-channel U-Net; "
+        description="ε-prediction DDPM with the cosine schedule on a 32-channel U-Net; "
         "DDIM sampler, 50 steps, CFG 3 (DDPM ancestral also available).",
         steps=1200,
+        channels=32,
         schedule={"num_train_timesteps": 1000, "beta_schedule": "cosine", "clip_sample": True},
         sampler={"name": "ddim", "steps": 50, "guidance_scale": 3.0},
     ),
@@ -97,7 +98,7 @@ REFERENCE_SPECS: tuple[ReferenceSpec, ...] = (
         paradigm="score",
         description="Variance-exploding SDE trained by denoising score matching on a "
         "32-channel U-Net; predictor–corrector sampler, 100 levels, CFG 3.",
-        steps=900,
+        steps=800,
         channels=32,
         schedule={"sigma_min": 0.01, "sigma_max": 50.0},
         sampler={"name": "ve-pc", "steps": 100, "guidance_scale": 3.0, "snr": 0.16},
@@ -108,7 +109,7 @@ REFERENCE_SPECS: tuple[ReferenceSpec, ...] = (
         paradigm="video",
         description="Flow matching over 8-frame clips with temporal convolutions and temporal "
         "attention; Euler sampler, 16 steps, CFG 3.",
-        steps=1200,
+        steps=1000,
         channels=32,
         batch_size=8,
         sampler={"name": "euler", "steps": 16, "guidance_scale": 3.0},

@@ -28,7 +28,7 @@ BACKGROUNDS: dict[str, tuple[int, int, int]] = {
     "white": (240, 240, 240),
 }
 SHAPES = ("circle", "square", "triangle")
-SIZES: dict[str, float] = {"small": 0.16, "large": 0.28}  # half-extent as a fraction of the side
+SIZES: dict[str, float] = {"small": 0.2, "large": 0.3}  # half-extent as a fraction of the side
 POSITIONS: dict[str, tuple[float, float]] = {  # (x, y) centre as a fraction of the side
     "center": (0.5, 0.5),
     "top left": (0.3, 0.3),

@@ -123,7 +123,6 @@ def test_version_metrics_store_ok_and_unavailable_rows_idempotently(
     assert (stage.state, stage.done, stage.total) == ("done", 5, 5)
 
 
-@pytest.mark.slow
 def test_metrics_task_on_a_real_worker(child_env, celery_workers, tmp_path, settings):
     from config.celery import app
 

@@ -60,6 +60,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
+        import torch
+
+        if options["threads"]:
+            torch.set_num_threads(options["threads"])
         root: Path = options["output_dir"] or settings.REFERENCE_MODELS_DIR
         root.mkdir(parents=True, exist_ok=True)
         specs = list(REFERENCE_SPECS)
