@@ -17,6 +17,8 @@ from PIL import Image
 
 from evaluation.features.weights import WeightsRejected, load_state_dict
 
+_REGISTERED_CONFIGS: set[Path] = set()
+
 
 def published_sha256(model_name: str | None) -> str | None:
     """sha256 of OpenAI's release of `model_name` (part of open_clip's download URL), if any."""
@@ -37,11 +39,13 @@ def register_local_config(weights_path: Path, model_name: str) -> bool:
     """Register `<model_name>.json` next to the weights with open_clip; True if one was found."""
     import open_clip
 
-    config = Path(weights_path).with_name(f"{model_name}.json")
-    if config.is_file():
+    config = Path(weights_path).with_name(f"{model_name}.json").resolve()
+    if not config.is_file():
+        return False
+    if config not in _REGISTERED_CONFIGS:  # open_clip appends to its search path on every call
         open_clip.add_model_config(config)
-        return True
-    return False
+        _REGISTERED_CONFIGS.add(config)
+    return True
 
 
 def build_clip_model(weights_path: Path, model_name: str):

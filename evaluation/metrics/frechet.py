@@ -45,6 +45,10 @@ def trace_sqrt_product(sigma1: ArrayLike, sigma2: ArrayLike, *, device=None) -> 
     s2 = _as_float64(sigma2, s1.device)
     s1 = (s1 + s1.T) / 2  # exact symmetry; the inputs are symmetric up to rounding
     s2 = (s2 + s2.T) / 2
+    # eig(S1 S2) = eig(S2 S1): factor whichever is positive definite (Cholesky), e.g. the
+    # reference when the evaluated set has fewer samples than dimensions.
+    if int(torch.linalg.cholesky_ex(s1)[1]) != 0 and int(torch.linalg.cholesky_ex(s2)[1]) == 0:
+        s1, s2 = s2, s1
     factor = _psd_factor(s1)
     middle = factor.T @ s2 @ factor
     eigenvalues = torch.linalg.eigvalsh((middle + middle.T) / 2)

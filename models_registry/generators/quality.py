@@ -24,21 +24,23 @@ from models_registry.generators.synthetic import (
     render_image_dataset,
 )
 
+N_FEATURES = 11
 COLOUR_NAMES = list(COLOURS)
 SHAPE_NAMES = list(SHAPES)
 
 
 def shape_colour_features(images: np.ndarray) -> torch.Tensor:
-    """Hand-made features float [N, 9] of uint8 [N, H, W, 3] images (clips: the middle frame).
+    """Hand-made features float [N, N_FEATURES] of uint8 [N, H, W, 3] images (clips: the middle frame).
 
     Background = median border colour; foreground = pixels far from it. Features: mean
     foreground RGB, background RGB, the bounding box fill ratio (square 1, circle π/4,
     triangle 1/2) and the share of foreground in the top and bottom halves of the box
-    (a triangle is bottom-heavy), measured on the largest foreground blob.
+    (a triangle is bottom-heavy) and the fill of its top and bottom corner cells, measured on
+    the largest foreground blob.
     """
     if images.ndim == 5:
         images = images[:, images.shape[1] // 2]
-    out = np.zeros((len(images), 9), dtype=np.float32)
+    out = np.zeros((len(images), N_FEATURES), dtype=np.float32)
     for i, img in enumerate(images.astype(np.float32) / 255.0):
         border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
         bg = np.median(border, axis=0)
@@ -56,6 +58,11 @@ def shape_colour_features(images: np.ndarray) -> torch.Tensor:
         out[i, 6] = box.mean()
         out[i, 7] = box[:half].sum() / box.sum()
         out[i, 8] = box[box.shape[0] - half :].sum() / box.sum()
+        # Corner cells: full for a square (even with rounded edges), half-empty for a circle,
+        # empty at the top and full at the bottom for a triangle.
+        ch, cw = max(1, box.shape[0] // 4), max(1, box.shape[1] // 4)
+        out[i, 9] = (box[:ch, :cw].mean() + box[:ch, -cw:].mean()) / 2
+        out[i, 10] = (box[-ch:, :cw].mean() + box[-ch:, -cw:].mean()) / 2
     return torch.from_numpy(out)
 
 
@@ -64,8 +71,8 @@ class ShapeColourClassifier(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.colour = nn.Linear(9, len(COLOUR_NAMES))
-        self.shape = nn.Linear(9, len(SHAPE_NAMES))
+        self.colour = nn.Linear(N_FEATURES, len(COLOUR_NAMES))
+        self.shape = nn.Linear(N_FEATURES, len(SHAPE_NAMES))
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.colour(features), self.shape(features)
@@ -82,11 +89,24 @@ def _labels(captions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
     return colour, shape
 
 
+def augment(images: np.ndarray, seed: int) -> np.ndarray:
+    """Soften renders the way generators do: Gaussian blur (σ up to 1.2 px) and pixel noise
+    (σ up to 15 levels), half of the images left clean."""
+    rng = np.random.default_rng(seed)
+    out = images.astype(np.float32)
+    for i in range(len(out)):
+        if rng.random() < 0.5:
+            continue
+        out[i] = ndimage.gaussian_filter(out[i], sigma=(rng.uniform(0, 1.2),) * 2 + (0,))
+        out[i] += rng.normal(0, rng.uniform(0, 15), out[i].shape)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
 def train_classifier(n: int = 2000, steps: int = 300, seed: int = 1234) -> ShapeColourClassifier:
-    """Fit both heads by full-batch Adam on `n` rendered images (about a second on a CPU)."""
+    """Fit both heads by full-batch Adam on `n` rendered, partly `augment`ed images (seconds)."""
     torch.manual_seed(seed)
     images, captions, _ = render_image_dataset(n, seed)
-    x = _to_input(images)
+    x = _to_input(augment(images, seed))
     colour, shape = _labels(captions)
     model = ShapeColourClassifier()
     optimiser = torch.optim.Adam(model.parameters(), lr=0.05)
@@ -143,9 +163,13 @@ def load_classifier(path: Path) -> ShapeColourClassifier:
 
 
 def load_or_train_classifier(path: Path) -> ShapeColourClassifier:
-    """The cached classifier at `path` (safetensors), trained and saved there when missing."""
+    """The cached classifier at `path` (safetensors), trained and saved there when missing or
+    made for other features."""
     if path.is_file():
-        return load_classifier(path)
+        try:
+            return load_classifier(path)
+        except RuntimeError:  # saved by an older feature set: refit
+            pass
     model = train_classifier()
     save_classifier(model, path)
     return model

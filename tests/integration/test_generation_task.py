@@ -34,10 +34,20 @@ def tiny_config(paradigm: str = "flow") -> dict:
         "resolution": 16,
         "frames": 8 if video else 1,
         "architecture": {
-            "type": "unet", "channels": 8, "channel_mult": [1, 2], "patch": 2, "heads": 2,
-            "cond_dim": 16, "temporal": video,
-            "text": {"vocabulary": VOCABULARY, "dim": 16, "layers": 1, "heads": 2,
-                     "max_tokens": 24},
+            "type": "unet",
+            "channels": 8,
+            "channel_mult": [1, 2],
+            "patch": 2,
+            "heads": 2,
+            "cond_dim": 16,
+            "temporal": video,
+            "text": {
+                "vocabulary": VOCABULARY,
+                "dim": 16,
+                "layers": 1,
+                "heads": 2,
+                "max_tokens": 24,
+            },
         },
         "schedule": {},
         "sampler": {"name": "euler", "steps": 2, "guidance_scale": 2.0},
@@ -81,7 +91,8 @@ def test_worker_generates_samples_once_and_a_second_run_adds_nothing(
     gpu_generate_samples.delay(version.id, "tiny-t2i", [0, 1])
     row = wait_for(
         lambda: (s := stage(version)) and s.state in (StageState.DONE, StageState.FAILED) and s,
-        timeout=180, message="the generate stage to finish",
+        timeout=180,
+        message="the generate stage to finish",
     )
     assert row.state == StageState.DONE, row.reason
     assert (row.done, row.total) == (6, 6)
@@ -98,7 +109,8 @@ def test_worker_generates_samples_once_and_a_second_run_adds_nothing(
 
     gpu_generate_samples.delay(version.id, "tiny-t2i", [0, 1])
     wait_for(
-        lambda: stage(version).finished_at > row.finished_at, timeout=120,
+        lambda: stage(version).finished_at > row.finished_at,
+        timeout=120,
         message="the second run to finish",
     )
     assert stage(version).state == StageState.DONE
@@ -127,12 +139,14 @@ def test_worker_fails_the_stage_with_a_readable_reason_for_a_bad_config(
     result = gpu_generate_samples.delay(version.id, "tiny-t2i", [0])
     row = wait_for(
         lambda: (s := stage(version)) and s.state == StageState.FAILED and s,
-        timeout=180, message="the generate stage to fail",
+        timeout=180,
+        message="the generate stage to fail",
     )
     assert "sampler.name must be one of" in row.reason and "warp-drive" in row.reason
     task = wait_for(
         lambda: TaskResult.objects.filter(task_id=result.id, status="FAILURE").first(),
-        timeout=60, message="the task to be recorded as failed",
+        timeout=60,
+        message="the task to be recorded as failed",
     )
     assert "GenerationFailed" in task.result
     assert not Sample.objects.filter(version=version).exists()
@@ -148,7 +162,10 @@ def test_generation_resumes_where_it_stopped(tmp_path):
     assert (first.created, first.existing) == (4, 0)
     # A redelivered run with more seeds only makes what is missing.
     again = generate_samples(
-        version_id=version.id, prompt_set_slug=prompt_set.slug, seeds=[0, 1], batch_size=3,
+        version_id=version.id,
+        prompt_set_slug=prompt_set.slug,
+        seeds=[0, 1],
+        batch_size=3,
         device="cpu",
     )
     assert (again.created, again.existing, again.total) == (4, 4, 8)
@@ -160,11 +177,16 @@ def test_generation_resumes_where_it_stopped(tmp_path):
 def test_same_prompt_and_seed_give_the_same_pixels_across_versions_of_one_checkpoint(tmp_path):
     version = register_tiny(tmp_path, "tiny-det")
     prompt_set = tiny_prompt_set(n=2)
-    generate_samples(version_id=version.id, prompt_set_slug=prompt_set.slug, seeds=[5], device="cpu")
+    generate_samples(
+        version_id=version.id, prompt_set_slug=prompt_set.slug, seeds=[5], device="cpu"
+    )
     shas = sorted(Sample.objects.filter(version=version).values_list("sha256", flat=True))
     Sample.objects.filter(version=version).delete()
     generate_samples(
-        version_id=version.id, prompt_set_slug=prompt_set.slug, seeds=[5], batch_size=1,
+        version_id=version.id,
+        prompt_set_slug=prompt_set.slug,
+        seeds=[5],
+        batch_size=1,
         device="cpu",
     )
     assert sorted(Sample.objects.filter(version=version).values_list("sha256", flat=True)) == shas
@@ -174,7 +196,9 @@ def test_same_prompt_and_seed_give_the_same_pixels_across_versions_of_one_checkp
 def test_video_samples_are_browser_playable_h264_mp4(tmp_path):
     version = register_tiny(tmp_path, "tiny-video", paradigm="video")
     prompt_set = tiny_prompt_set("text-to-video", n=2, slug="tiny-t2v")
-    generate_samples(version_id=version.id, prompt_set_slug=prompt_set.slug, seeds=[0], device="cpu")
+    generate_samples(
+        version_id=version.id, prompt_set_slug=prompt_set.slug, seeds=[0], device="cpu"
+    )
     samples = list(Sample.objects.filter(version=version))
     assert len(samples) == 2
     for sample in samples:
@@ -200,14 +224,24 @@ def test_store_sample_is_idempotent_and_pads_odd_video_sizes(tmp_path):
         version=version, prompt=prompt, seed=3, pixels=clip, generation_seconds=0.5
     )
     assert created and not created_again and again.pk == sample.pk
-    assert len(list((Path(settings.MEDIA_ROOT) / "samples").glob(f"*{Path(sample.media.name).suffix}"))) >= 1
+    assert (
+        len(
+            list((Path(settings.MEDIA_ROOT) / "samples").glob(f"*{Path(sample.media.name).suffix}"))
+        )
+        >= 1
+    )
     with av.open(default_storage.path(sample.media.name)) as container:
         ctx = container.streams.video[0].codec_context
         assert (ctx.width, ctx.height) == (18, 16)
     assert (sample.width, sample.height) == (17, 15)
     with pytest.raises(ValueError, match="pixels must be uint8"):
-        store_sample(version=version, prompt=prompt, seed=4, pixels=clip.astype(np.float32),
-                     generation_seconds=None)
+        store_sample(
+            version=version,
+            prompt=prompt,
+            seed=4,
+            pixels=clip.astype(np.float32),
+            generation_seconds=None,
+        )
     assert not Sample.objects.filter(seed=4).exists()
 
 

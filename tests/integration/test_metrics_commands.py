@@ -48,9 +48,10 @@ def clip_settings(settings, tmp_path):
 
 def test_fid_json_has_exactly_the_documented_keys(tmp_path, settings):
     settings.METRICS_DEVICE = "cpu"
+    settings.METRICS_JACKKNIFE_GROUPS = 1  # one 2048-d Fréchet distance instead of four on CPU
     weights = save_random_inception(tmp_path / "inception.pt")
-    real = write_images(tmp_path / "real", images(1, 4, 32))
-    fake = write_images(tmp_path / "fake", images(2, 4, 32, shift=50), fmt="jpg")
+    real = write_images(tmp_path / "real", images(1, 3, 32))
+    fake = write_images(tmp_path / "fake", images(2, 3, 32, shift=50), fmt="jpg")
     result = run_json(
         "fid",
         "--real",
@@ -64,7 +65,7 @@ def test_fid_json_has_exactly_the_documented_keys(tmp_path, settings):
         "2",
     )
     assert set(result) == {"metric", "value", "lower", "upper", "n", "backbone", "weights_sha256"}
-    assert result["metric"] == "fid" and result["n"] == 4 and result["value"] > 0
+    assert result["metric"] == "fid" and result["n"] == 3 and result["value"] > 0
     assert result["weights_sha256"] == sha256_file(weights)
 
 

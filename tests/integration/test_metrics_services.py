@@ -13,6 +13,7 @@ from django.core.management import call_command
 from PIL import Image
 
 from evaluation.models import MetricResult, MetricStatus, Prompt, PromptSet, ReferenceSet, Sample
+from evaluation.selectors import metric_results_for_version, metric_values_by_version
 from evaluation.services import (
     ReferenceSetCorrupted,
     backbone_load,
@@ -121,6 +122,11 @@ def test_version_metrics_store_ok_and_unavailable_rows_idempotently(
     assert rows["clip_score"].reference == ""
     stage = VersionStage.objects.get(version=version, stage="metrics")
     assert (stage.state, stage.done, stage.total) == ("done", 5, 5)
+    listed = [row.metric for row in metric_results_for_version(version=version)]
+    assert listed == ["clip_score", "cmmd", "fd_clip", "fid", "kid"]
+    board = metric_values_by_version(versions=[version], metric="cmmd")
+    assert board[version.pk].value == rows["cmmd"].value
+    assert metric_values_by_version(versions=[version], metric="fid") == {}
 
 
 def test_metrics_task_on_a_real_worker(child_env, celery_workers, tmp_path, settings):

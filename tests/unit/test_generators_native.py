@@ -25,14 +25,26 @@ PROMPT = "a large red square in the center on a white background"
 def tiny(paradigm: str, sampler: dict, schedule: dict | None = None) -> dict:
     video = paradigm == "video"
     return {
-        "format": "native", "paradigm": paradigm,
+        "format": "native",
+        "paradigm": paradigm,
         "task": "text-to-video" if video else "text-to-image",
-        "resolution": 16, "frames": 8 if video else 1,
+        "resolution": 16,
+        "frames": 8 if video else 1,
         "architecture": {
-            "type": "unet", "channels": 8, "channel_mult": [1, 2], "patch": 2, "heads": 2,
-            "cond_dim": 16, "temporal": video,
-            "text": {"vocabulary": VOCABULARY, "dim": 16, "layers": 1, "heads": 2,
-                     "max_tokens": 24},
+            "type": "unet",
+            "channels": 8,
+            "channel_mult": [1, 2],
+            "patch": 2,
+            "heads": 2,
+            "cond_dim": 16,
+            "temporal": video,
+            "text": {
+                "vocabulary": VOCABULARY,
+                "dim": 16,
+                "layers": 1,
+                "heads": 2,
+                "max_tokens": 24,
+            },
         },
         "schedule": schedule or {},
         "sampler": sampler,
@@ -40,12 +52,21 @@ def tiny(paradigm: str, sampler: dict, schedule: dict | None = None) -> dict:
 
 
 CASES = {
-    "diffusion-ddpm": tiny("diffusion", {"name": "ddpm", "steps": 3, "guidance_scale": 2.0},
-                           {"beta_schedule": "linear"}),
-    "diffusion-ddim": tiny("diffusion", {"name": "ddim", "steps": 3, "guidance_scale": 2.0},
-                           {"beta_schedule": "cosine"}),
-    "score-pc": tiny("score", {"name": "ve-pc", "steps": 3, "guidance_scale": 2.0},
-                     {"sigma_min": 0.01, "sigma_max": 20.0}),
+    "diffusion-ddpm": tiny(
+        "diffusion",
+        {"name": "ddpm", "steps": 3, "guidance_scale": 2.0},
+        {"beta_schedule": "linear"},
+    ),
+    "diffusion-ddim": tiny(
+        "diffusion",
+        {"name": "ddim", "steps": 3, "guidance_scale": 2.0},
+        {"beta_schedule": "cosine"},
+    ),
+    "score-pc": tiny(
+        "score",
+        {"name": "ve-pc", "steps": 3, "guidance_scale": 2.0},
+        {"sigma_min": 0.01, "sigma_max": 20.0},
+    ),
     "flow-euler": tiny("flow", {"name": "euler", "steps": 2, "guidance_scale": 1.0}),
     "flow-heun": tiny("flow", {"name": "heun", "steps": 2, "guidance_scale": 3.0}),
     "video-euler": tiny("video", {"name": "euler", "steps": 2, "guidance_scale": 2.0}),
@@ -90,7 +111,9 @@ def test_generation_parameters_override_the_config(tmp_path):
 
 def test_version_overrides_apply_and_are_validated(tmp_path):
     directory = saved(tmp_path, CASES["diffusion-ddim"])
-    gen = load_generator(directory, device="cpu", overrides={"sampler": {"name": "ddpm"}, "steps": 4})
+    gen = load_generator(
+        directory, device="cpu", overrides={"sampler": {"name": "ddpm"}, "steps": 4}
+    )
     assert gen.sampler == {"name": "ddpm", "steps": 4, "guidance_scale": 2.0}
     with pytest.raises(GeneratorConfigError, match="steps must be an integer"):
         load_generator(directory, device="cpu", overrides={"steps": 0})

@@ -50,8 +50,12 @@ def test_video_dataset_moves_the_shape_in_the_described_direction():
 
 def test_parse_caption_rejects_text_outside_the_grammar():
     assert parse_caption("a small red circle at the top left on a gray background") == {
-        "colour": "red", "shape": "circle", "size": "small", "position": "top left",
-        "background": "gray", "direction": None,
+        "colour": "red",
+        "shape": "circle",
+        "size": "small",
+        "position": "top left",
+        "background": "gray",
+        "direction": None,
     }
     assert parse_caption("a large blue square moving up on a white background")["direction"] == "up"
     with pytest.raises(ValueError, match="not in the synthetic grammar"):

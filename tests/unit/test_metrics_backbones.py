@@ -36,6 +36,9 @@ def save_random_inception(path: Path, seed: int = 0) -> Path:
     torch.save({}, empty)
     torch.manual_seed(seed)
     network = Skeleton("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(empty))
+    for module in network.modules():  # keep activations O(1) through 90+ layers
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
     state = network.state_dict()
     for key, value in state.items():  # non-trivial batch-norm statistics, like trained weights
         if key.endswith("running_var"):
@@ -147,14 +150,14 @@ def test_inception_features_equal_torch_fidelity_and_fid_equals_torchmetrics(inc
     from torchmetrics.image.fid import FrechetInceptionDistance
 
     backbone = load_backbone("inception", weights_path=inception_file, allow_custom=True)
-    real, fake = images(1, 6, 299), images(2, 6, 299, shift=40)
+    real, fake = images(1, 4, 299), images(2, 4, 299, shift=40)
 
     peer_net = FeatureExtractorInceptionV3(
         "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(inception_file)
     )
     with torch.no_grad():
-        (peer_features,) = peer_net(torch.from_numpy(real[:2]).permute(0, 3, 1, 2))
-    torch.testing.assert_close(backbone.encode_images(real[:2]), peer_features)
+        (peer_features,) = peer_net(torch.from_numpy(real[:1]).permute(0, 3, 1, 2))
+    torch.testing.assert_close(backbone.encode_images(real[:1]), peer_features)
 
     class Pool3(torch.nn.Module):
         num_features = 2048
@@ -171,13 +174,13 @@ def test_inception_features_equal_torch_fidelity_and_fid_equals_torchmetrics(inc
         "fid",
         backbone=backbone,
         reference=reference,
-        batches=[(fake[:4], None), (fake[4:], None)],
+        batches=[(fake[:3], None), (fake[3:], None)],
         groups=1,
     )
-    # Six samples in 2048-d: singular covariances; the two square-root methods differ only
+    # Four samples in 2048-d: singular covariances; the two square-root methods differ only
     # in rounding of the ~2000 zero eigenvalues.
     assert ours.value == pytest.approx(float(peer.compute()), rel=1e-5)
-    assert ours.n == 6 and ours.backbone == "inception-v3-tf-pool3"
+    assert ours.n == 4 and ours.backbone == "inception-v3-tf-pool3"
     assert ours.weights_sha256 == sha256_file(inception_file)
 
 

@@ -47,6 +47,13 @@ class Command(BaseCommand):
         parser.add_argument("--force", action="store_true", help="retrain even when present")
         parser.add_argument("--device", default="cpu", help="torch device for training")
         parser.add_argument(
+            "--threads",
+            type=int,
+            default=0,
+            help="torch CPU threads (0: torch's default; 1 is fastest on a machine busy "
+            "with other work)",
+        )
+        parser.add_argument(
             "--no-register",
             action="store_true",
             help="only train and save; do not touch the database",

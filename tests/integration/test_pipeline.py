@@ -1,0 +1,221 @@
+"""The evaluation pipeline of issue 9 on real worker processes: the whole chain, a failing stage,
+SIGKILL of a worker mid-generation (Redis redelivers), and two gpu workers sharing the work."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import signal
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from evaluation.models import MetricResult, MetricStatus, Sample
+from evaluation.sample_store import generate_samples
+from models_registry.models import ModelVersion, Stage, StageState, VersionStage, VersionStatus
+from tests.conftest import wait_for
+from tests.integration.redis_support import REDIS, RedisServer, free_port
+from tests.integration.test_generation_task import register_tiny, tiny_config, tiny_prompt_set
+from workers.pipeline import PipelineError, pipeline_chain, pipeline_rerun, pipeline_start
+
+
+def stages(version) -> dict[str, VersionStage]:
+    return {row.stage: row for row in VersionStage.objects.filter(version=version)}
+
+
+def finished(version) -> ModelVersion | None:
+    version.refresh_from_db()
+    return version if version.status in (VersionStatus.PUBLISHED, VersionStatus.FAILED) else None
+
+
+def slow_config(steps: int = 60) -> dict:
+    config = tiny_config("flow")
+    config["sampler"]["steps"] = steps
+    return config
+
+
+def benchmark_prompt_set(n: int = 3):
+    """The pipeline generates the task's benchmark prompt set (t2i-benchmark)."""
+    return tiny_prompt_set(n=n, slug="t2i-benchmark")
+
+
+def sample_files() -> set[str]:
+    folder = Path(settings.MEDIA_ROOT) / "samples"
+    return {f"samples/{p.name}" for p in folder.iterdir()} if folder.exists() else set()
+
+
+def assert_samples_whole(version, expected: int) -> dict[tuple[int, int], str]:
+    rows = list(Sample.objects.filter(version=version))
+    assert len(rows) == expected
+    assert len({(r.prompt_id, r.seed) for r in rows}) == expected
+    for row in rows:
+        data = default_storage.open(row.media.name).read()
+        assert hashlib.sha256(data).hexdigest() == row.sha256, f"{row.media.name} is half-written"
+    return {(r.prompt_id, r.seed): r.sha256 for r in rows}
+
+
+def test_a_ready_version_flows_through_every_stage_to_the_arena(child_env, celery_workers, tmp_path):
+    version = register_tiny(tmp_path, "pipe-flow")
+    benchmark_prompt_set(n=3)
+    celery_workers.start(dict(child_env, GENERATOR_SEEDS_PER_PROMPT="2"), name="all")
+
+    pipeline_start(version_id=version.id)  # outside a transaction: sent at once
+    wait_for(lambda: finished(version), timeout=240, message="the pipeline to finish")
+
+    assert version.status == VersionStatus.PUBLISHED, version.status_reason
+    assert version.arena_approved  # ARENA_AUTO_APPROVE is on in DEBUG (the demo)
+    rows = stages(version)
+    assert rows[Stage.GENERATE].state == StageState.DONE
+    assert (rows[Stage.GENERATE].done, rows[Stage.GENERATE].total) == (6, 6)
+    assert rows[Stage.METRICS].state == StageState.DONE
+    assert rows[Stage.JUDGE].state == StageState.SKIPPED and "JUDGE" in rows[Stage.JUDGE].reason
+    assert rows[Stage.ARENA].state == StageState.DONE
+    assert_samples_whole(version, 6)
+    # No weights are configured in tests: metrics are stored as unavailable, naming the setting.
+    fid = MetricResult.objects.get(version=version, metric="fid")
+    assert fid.status == MetricStatus.UNAVAILABLE and "INCEPTION_WEIGHTS_PATH" in fid.message
+
+
+def test_a_failing_stage_records_its_reason_and_other_versions_go_on(child_env, celery_workers, tmp_path):
+    broken = register_tiny(tmp_path, "pipe-broken")
+    healthy = register_tiny(tmp_path, "pipe-healthy", config=slow_config(steps=2))
+    # The stored checkpoint of `broken` turns out unreadable after validation.
+    weights = Path(settings.MEDIA_ROOT) / broken.checkpoint.unpacked_path / "model.safetensors"
+    weights.write_bytes(b"not a safetensors file")
+    benchmark_prompt_set(n=2)
+    celery_workers.start(dict(child_env, GENERATOR_SEEDS_PER_PROMPT="1"), name="mixed")
+
+    pipeline_start(version_id=broken.id)
+    pipeline_start(version_id=healthy.id)
+    wait_for(lambda: finished(broken) and finished(healthy), timeout=240, message="both pipelines")
+
+    assert broken.status == VersionStatus.FAILED
+    assert broken.status_reason.startswith("stage generate failed:")
+    assert stages(broken)[Stage.GENERATE].state == StageState.FAILED
+    assert stages(broken)[Stage.METRICS].state == StageState.PENDING  # the chain stopped there
+    assert not Sample.objects.filter(version=broken).exists()
+    assert healthy.status == VersionStatus.PUBLISHED
+    assert Sample.objects.filter(version=healthy).count() == 2
+
+    # A maintainer fixes the checkpoint and re-runs the failed stage from the command line.
+    register_tiny(tmp_path, "pipe-fixed")  # same seed → identical, valid weights on disk
+    fixed_weights = next((Path(settings.MEDIA_ROOT) / "checkpoints").rglob("pipe-fixed-*/model.safetensors"))
+    weights.write_bytes(fixed_weights.read_bytes())
+    call_command("rerun", "--version", f"{broken.model.slug}@{broken.tag}", "--stage", "generate")
+    wait_for(
+        lambda: finished(broken) and broken.status == VersionStatus.PUBLISHED and broken,
+        timeout=240,
+        message="the re-run pipeline to publish the fixed version",
+    )
+    assert stages(broken)[Stage.GENERATE].state == StageState.DONE
+
+
+@pytest.mark.django_db
+def test_rerun_refuses_unknown_versions_and_stages(tmp_path):
+    version = register_tiny(tmp_path, "pipe-refuse")
+    with pytest.raises(CommandError, match="no version"):
+        call_command("rerun", "--version", "nope@v1", "--stage", "generate")
+    with pytest.raises(CommandError, match="model-slug@tag"):
+        call_command("rerun", "--version", "nope", "--stage", "generate")
+    with pytest.raises(PipelineError, match="unknown stage"):
+        pipeline_rerun(version=version, stage="teleport")
+    version.status = VersionStatus.REJECTED
+    version.save()
+    with pytest.raises(PipelineError, match="only validated versions"):
+        pipeline_rerun(version=version, stage="metrics")
+
+
+def test_pipeline_is_a_celery_chain_of_named_stage_tasks():
+    flow = pipeline_chain(version_id=7, from_stage=Stage.METRICS)
+    names = [task.task for task in flow.tasks]
+    assert names == [
+        "workers.tasks.pipeline_set_status",
+        "workers.tasks.gpu_compute_metrics",
+        "workers.tasks.judge_version",
+        "workers.tasks.pipeline_join_arena",
+    ]
+    assert all(task.immutable for task in flow.tasks)
+
+
+@pytest.mark.skipif(REDIS is None, reason="redis-server is not installed")
+def test_worker_killed_mid_generation_is_redelivered_and_the_result_is_identical(
+    child_env, celery_workers, tmp_path
+):
+    server = RedisServer(tmp_path, free_port())
+    server.start()
+    try:
+        url = f"redis://127.0.0.1:{server.port}/0"
+        env = dict(
+            child_env,
+            CELERY_BROKER_URL=url,
+            CELERY_VISIBILITY_TIMEOUT="6",  # unacked tasks come back 6 s after their worker dies
+            GENERATOR_BATCH_SIZE="1",
+            GENERATOR_SEEDS_PER_PROMPT="2",
+        )
+        version = register_tiny(tmp_path, "pipe-killed", config=slow_config(steps=80))
+        benchmark_prompt_set(n=4)
+        before = sample_files()
+        first = celery_workers.start(env, queues="gpu", name="victim")
+
+        from celery import Celery
+
+        sender = Celery("sender", broker=url)
+        sender.conf.task_serializer = "json"
+        sender.send_task(
+            "workers.tasks.gpu_generate_samples", args=[version.id], queue="gpu", routing_key="gpu"
+        )
+        wait_for(
+            lambda: 2 <= Sample.objects.filter(version=version).count() < 8,
+            timeout=240,
+            message="the first worker to be part-way through",
+        )
+        celery_workers.kill(first, signal.SIGKILL)
+        partial = Sample.objects.filter(version=version).count()
+        assert partial < 8
+
+        celery_workers.start(env, queues="gpu", name="rescuer")
+        wait_for(
+            lambda: stages(version).get(Stage.GENERATE)
+            and stages(version)[Stage.GENERATE].state == StageState.DONE
+            and Sample.objects.filter(version=version).count() == 8,
+            timeout=300,
+            message="the redelivered task to complete the generation",
+        )
+        killed_run = assert_samples_whole(version, 8)
+        assert "Received task" in celery_workers.log("rescuer")
+        # Nothing half-written left behind: every new file under samples/ belongs to a row.
+        new_files = sample_files() - before
+        assert new_files == {s.media.name for s in Sample.objects.filter(version=version)}
+
+        # Identical to an uninterrupted run of the same checkpoint.
+        twin = register_tiny(tmp_path, "pipe-twin", config=slow_config(steps=80))
+        generate_samples(version_id=twin.id, seeds=[0, 1], batch_size=1, device="cpu")
+        twin_run = {k: v for k, v in assert_samples_whole(twin, 8).items()}
+        assert killed_run == twin_run
+    finally:
+        server.stop()
+
+
+def test_two_gpu_workers_never_generate_the_same_sample(child_env, celery_workers, tmp_path):
+    version = register_tiny(tmp_path, "pipe-two", config=slow_config(steps=10))
+    benchmark_prompt_set(n=6)
+    env = dict(child_env, GENERATOR_SEEDS_PER_PROMPT="2", GENERATOR_BATCH_SIZE="2")
+    celery_workers.start(env, queues="gpu", name="gpuA")
+    celery_workers.start(env, queues="gpu,default", name="gpuB")
+
+    pipeline_start(version_id=version.id)
+    wait_for(lambda: finished(version), timeout=300, message="the pipeline to finish")
+    assert version.status == VersionStatus.PUBLISHED, version.status_reason
+
+    pattern = re.compile(r"generated sample version=(\d+) prompt=(\d+) seed=(\d+)")
+    runs = {
+        name: {m.groups() for m in pattern.finditer(celery_workers.log(name))} for name in ("gpuA", "gpuB")
+    }
+    assert runs["gpuA"] and runs["gpuB"], "both gpu workers should share the generation"
+    assert not runs["gpuA"] & runs["gpuB"], "a sample was generated by both workers"
+    assert len(runs["gpuA"] | runs["gpuB"]) == 12
+    assert_samples_whole(version, 12)
