@@ -1,20 +1,21 @@
 """Services: generate a version's samples and store each one idempotently.
 
 A sample is keyed by (version, prompt, seed). Images are stored as PNG, clips as H.264 MP4
-(yuv420p, even sizes, faststart) that browsers play. Media names are opaque random names under
-`samples/` (never the model's slug: the arena must not leak identities). The file is written
-before its row and deleted again when the row cannot be created, so neither a half-written file
-nor a row without its file stays behind.
+(yuv420p, even sizes, faststart) that browsers play. Media names are opaque under `samples/`
+(never the model's slug: the arena must not leak identities): a keyed hash of the natural key plus
+the content hash. The file is written before its row; a worker killed in between leaves a file
+that the redelivered run finds under the same name and reuses, and a row that cannot be created
+deletes its own file, so neither a stray file nor a row without its file stays behind.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import logging
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,7 +94,12 @@ def store_sample(
     else:
         data, kind, ext = encode_mp4(pixels, fps=settings.SAMPLE_VIDEO_FPS), MediaKind.VIDEO, "mp4"
         frames = pixels.shape[0]
-    name = default_storage.save(f"samples/{uuid.uuid4().hex}.{ext}", ContentFile(data))
+    digest = hashlib.sha256(data).hexdigest()
+    name = sample_media_name(version_id=version.pk, prompt_id=prompt.pk, seed=seed, sha256=digest, ext=ext)
+    if not default_storage.exists(name):
+        saved = default_storage.save(name, ContentFile(data))
+        if saved != name:  # a concurrent writer won the name with the same bytes
+            default_storage.delete(saved)
     try:
         with transaction.atomic():
             sample = Sample.objects.create(
@@ -105,16 +111,26 @@ def store_sample(
                 width=pixels.shape[-2],
                 height=pixels.shape[-3],
                 frames=frames,
-                sha256=hashlib.sha256(data).hexdigest(),
+                sha256=digest,
                 generation_seconds=generation_seconds,
             )
     except IntegrityError:
-        default_storage.delete(name)
-        return Sample.objects.get(version=version, prompt=prompt, seed=seed), False
+        winner = Sample.objects.get(version=version, prompt=prompt, seed=seed)
+        if winner.media.name != name:
+            default_storage.delete(name)
+        return winner, False
     except BaseException:
         default_storage.delete(name)
         raise
     return sample, True
+
+
+def sample_media_name(*, version_id: int, prompt_id: int, seed: int, sha256: str, ext: str) -> str:
+    """Opaque, deterministic media name: HMAC of the natural key (keyed by SECRET_KEY) + content."""
+    key = hmac.new(
+        settings.SECRET_KEY.encode(), f"sample:{version_id}:{prompt_id}:{seed}".encode(), hashlib.sha256
+    ).hexdigest()[:32]
+    return f"samples/{key}{sha256[:16]}.{ext}"
 
 
 class GenerationFailed(RuntimeError):
@@ -164,6 +180,7 @@ def generate_samples(
     version_id: int,
     prompt_set_slug: str | None = None,
     seeds: list[int] | None = None,
+    prompt_ids: list[int] | None = None,
     batch_size: int | None = None,
     device: str | None = None,
 ) -> GenerationReport:
@@ -171,7 +188,8 @@ def generate_samples(
 
     Idempotent per (version, prompt, seed): what exists is skipped, so a retry or a redelivery
     resumes where the last run stopped. Progress (done / total) is the "generate" stage of the
-    version. A bad config, a wrong task or running out of memory at batch size 1 fails the
+    version. With `prompt_ids`, only those prompts are generated (one chunk of a Celery group that
+    spreads a version over several gpu workers); the stage is done when every chunk is. A bad config, a wrong task or running out of memory at batch size 1 fails the
     stage with a readable reason and raises GenerationFailed (not retried).
     """
     from models_registry.generators import GeneratorConfigError, default_device, load_generator
@@ -197,15 +215,18 @@ def generate_samples(
             version=version, prompt__prompt_set=prompt_set, seed__in=seeds
         ).values_list("prompt_id", "seed")
     )
-    todo = [(p, s) for p in prompts for s in seeds if (p.id, s) not in done]
     total = len(prompts) * len(seeds)
+    if prompt_ids is not None:
+        wanted = {int(i) for i in prompt_ids}
+        prompts = [p for p in prompts if p.id in wanted]
+    todo = [(p, s) for p in prompts for s in seeds if (p.id, s) not in done]
     stage_start(version_id=version_id, stage=Stage.GENERATE, total=total)
-    stage_progress(version_id=version_id, stage=Stage.GENERATE, done=total - len(todo))
+    stage_progress(version_id=version_id, stage=Stage.GENERATE, done=len(done))
     device = device or (None if settings.GENERATOR_DEVICE == "auto" else settings.GENERATOR_DEVICE)
     device = device or default_device()
     report = GenerationReport(version_id, slug, total, 0, total - len(todo), device)
     if not todo:
-        stage_done(version_id=version_id, stage=Stage.GENERATE)
+        _finish_if_complete(version_id, total, prompt_set, seeds)
         return report
     try:
         directory = checkpoint_directory(version)
@@ -254,6 +275,8 @@ def generate_samples(
             )
             report.created += created
             report.existing += not created
+            if created:
+                log.info("generated sample version=%s prompt=%s seed=%s", version_id, prompt.id, seed)
         position += len(chunk)
         stage_progress(
             version_id=version_id,
@@ -262,8 +285,17 @@ def generate_samples(
                 version=version, prompt__prompt_set=prompt_set, seed__in=seeds
             ).count(),
         )
-    stage_done(version_id=version_id, stage=Stage.GENERATE)
+    _finish_if_complete(version_id, total, prompt_set, seeds)
     return report
+
+
+def _finish_if_complete(version_id: int, total: int, prompt_set: PromptSet, seeds: list[int]) -> None:
+    """Mark the stage done once all (prompt, seed) samples exist, whichever chunk finishes last."""
+    have = Sample.objects.filter(
+        version_id=version_id, prompt__prompt_set=prompt_set, seed__in=seeds
+    ).count()
+    if have >= total:
+        stage_done(version_id=version_id, stage=Stage.GENERATE)
 
 
 def _release_memory() -> None:
