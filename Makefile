@@ -5,7 +5,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DEBUG ?= 1
 
-.PHONY: run test install lint format migrate seed clean-var
+.PHONY: run test install lint format migrate seed
+
+# The demo's offline CLIP (trained by seed_demo on the synthetic dataset); tests use no weights.
+DEMO_CLIP := $(CURDIR)/var/weights/demo-clip-tiny.safetensors
+run seed: export CLIP_MODEL_NAME ?= demo-clip-tiny
+run seed: export CLIP_WEIGHTS_PATH ?= $(DEMO_CLIP)
+run seed: export CLIP_WEIGHTS_CUSTOM ?= 1
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +28,7 @@ seed: migrate
 	$(BIN)/python manage.py seed_demo
 
 run: seed
-	@echo "Starting web (http://127.0.0.1:8000), Celery worker and Celery beat. Ctrl-C stops all."
+	@echo "Starting web on http://127.0.0.1:8000 with a Celery worker and Celery beat. Ctrl-C stops all."
 	$(BIN)/honcho start -f Procfile
 
 test: $(STAMP)

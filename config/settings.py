@@ -243,6 +243,8 @@ SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
     }
 )
 # [generators settings]
+# Prompts per generation task: a version's prompts are split into a group of gpu tasks.
+GENERATION_PROMPTS_PER_TASK = env_int("GENERATION_PROMPTS_PER_TASK", 8)
 # Device for sampling: "auto" (cuda when available, else cpu), "cpu", "cuda", "cuda:1", ...
 GENERATOR_DEVICE = env_str("GENERATOR_DEVICE", "auto")
 GENERATOR_BATCH_SIZE = env_int("GENERATOR_BATCH_SIZE", 16)  # halved automatically on OOM
@@ -258,7 +260,9 @@ I3D_WEIGHTS_CUSTOM = env_bool("I3D_WEIGHTS_CUSTOM", WEIGHTS_ALLOW_CUSTOM)
 METRICS_DEVICE = env_str("METRICS_DEVICE", "auto")  # "auto" (cuda when present), "cpu", "cuda:0"
 METRICS_BATCH_SIZE = env_int("METRICS_BATCH_SIZE", 32)  # images (or videos) per backbone call
 METRICS_BY_TASK = {
-    "text-to-image": env_list("METRICS_TEXT_TO_IMAGE", ["fid", "kid", "clip_score", "cmmd", "fd_clip"]),
+    "text-to-image": env_list(
+        "METRICS_TEXT_TO_IMAGE", ["fid", "kid", "clip_score", "cmmd", "fd_clip"]
+    ),
     "text-to-video": env_list("METRICS_TEXT_TO_VIDEO", ["fvd", "clip_score", "fd_clip"]),
 }
 for _task, _names in METRICS_BY_TASK.items():

@@ -95,7 +95,9 @@ def store_sample(
         data, kind, ext = encode_mp4(pixels, fps=settings.SAMPLE_VIDEO_FPS), MediaKind.VIDEO, "mp4"
         frames = pixels.shape[0]
     digest = hashlib.sha256(data).hexdigest()
-    name = sample_media_name(version_id=version.pk, prompt_id=prompt.pk, seed=seed, sha256=digest, ext=ext)
+    name = sample_media_name(
+        version_id=version.pk, prompt_id=prompt.pk, seed=seed, sha256=digest, ext=ext
+    )
     if not default_storage.exists(name):
         saved = default_storage.save(name, ContentFile(data))
         if saved != name:  # a concurrent writer won the name with the same bytes
@@ -128,7 +130,9 @@ def store_sample(
 def sample_media_name(*, version_id: int, prompt_id: int, seed: int, sha256: str, ext: str) -> str:
     """Opaque, deterministic media name: HMAC of the natural key (keyed by SECRET_KEY) + content."""
     key = hmac.new(
-        settings.SECRET_KEY.encode(), f"sample:{version_id}:{prompt_id}:{seed}".encode(), hashlib.sha256
+        settings.SECRET_KEY.encode(),
+        f"sample:{version_id}:{prompt_id}:{seed}".encode(),
+        hashlib.sha256,
     ).hexdigest()[:32]
     return f"samples/{key}{sha256[:16]}.{ext}"
 
@@ -276,7 +280,9 @@ def generate_samples(
             report.created += created
             report.existing += not created
             if created:
-                log.info("generated sample version=%s prompt=%s seed=%s", version_id, prompt.id, seed)
+                log.info(
+                    "generated sample version=%s prompt=%s seed=%s", version_id, prompt.id, seed
+                )
         position += len(chunk)
         stage_progress(
             version_id=version_id,
@@ -289,7 +295,9 @@ def generate_samples(
     return report
 
 
-def _finish_if_complete(version_id: int, total: int, prompt_set: PromptSet, seeds: list[int]) -> None:
+def _finish_if_complete(
+    version_id: int, total: int, prompt_set: PromptSet, seeds: list[int]
+) -> None:
     """Mark the stage done once all (prompt, seed) samples exist, whichever chunk finishes last."""
     have = Sample.objects.filter(
         version_id=version_id, prompt__prompt_set=prompt_set, seed__in=seeds

@@ -191,6 +191,10 @@ def version_approve_for_arena(*, version: ModelVersion, approver) -> ModelVersio
     version.arena_approved = True
     version.approved_by = approver
     version.save(update_fields=["arena_approved", "approved_by", "updated_at"])
+    from workers.pipeline import arena_stage_resume
+
+    arena_stage_resume(version_id=version.pk)  # a version waiting for approval is published now
+    version.refresh_from_db()
     return version
 
 

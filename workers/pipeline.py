@@ -10,7 +10,7 @@ the version failed, and other versions' chains go on untouched.
 
 from __future__ import annotations
 
-from celery import chain, signature
+from celery import chain, group, signature
 from django.conf import settings
 from django.db import transaction
 
@@ -33,16 +33,40 @@ def judge_task_name() -> str:
     return "workers.tasks.judge_version"
 
 
+def generation_group(version_id: int):
+    """One gpu task per chunk of benchmark prompts, so several GPU workers share a version and
+    no (prompt, seed) is in two tasks. Falls back to one task when the prompt set is missing
+    (the task then fails the stage with the reason)."""
+    from evaluation.models import PromptSet
+    from evaluation.sample_store import DEFAULT_PROMPT_SETS
+
+    version = ModelVersion.objects.select_related("model").get(pk=version_id)
+    prompt_set = PromptSet.objects.filter(slug=DEFAULT_PROMPT_SETS[version.model.task]).first()
+    ids = (
+        list(prompt_set.prompts.order_by("position", "id").values_list("id", flat=True))
+        if prompt_set
+        else []
+    )
+    size = max(1, settings.GENERATION_PROMPTS_PER_TASK)
+    chunks = [ids[i : i + size] for i in range(0, len(ids), size)] or [None]
+    return group(
+        signature(
+            "workers.tasks.gpu_generate_samples",
+            args=[version_id],
+            kwargs={"prompt_ids": chunk} if chunk is not None else {},
+            immutable=True,
+        )
+        for chunk in chunks
+    )
+
+
 def stage_signatures(version_id: int, stage: str) -> list:
     """Immutable signatures that run `stage` for a version, with the status it enters."""
     status = lambda value: signature(  # noqa: E731 - tiny local factory
         "workers.tasks.pipeline_set_status", args=[version_id, value], immutable=True
     )
     if stage == Stage.GENERATE:
-        return [
-            status(VersionStatus.GENERATING),
-            signature("workers.tasks.gpu_generate_samples", args=[version_id], immutable=True),
-        ]
+        return [status(VersionStatus.GENERATING), generation_group(version_id)]
     if stage == Stage.METRICS:
         return [
             status(VersionStatus.EVALUATING),
@@ -58,7 +82,9 @@ def stage_signatures(version_id: int, stage: str) -> list:
 def pipeline_chain(*, version_id: int, from_stage: str = Stage.GENERATE):
     """The chain from `from_stage` to the end, with an error callback that fails the version."""
     if from_stage not in PIPELINE_STAGES:
-        raise PipelineError(f"unknown stage {from_stage!r}; choose one of {', '.join(PIPELINE_STAGES)}")
+        raise PipelineError(
+            f"unknown stage {from_stage!r}; choose one of {', '.join(PIPELINE_STAGES)}"
+        )
     steps = []
     for stage in PIPELINE_STAGES[PIPELINE_STAGES.index(from_stage) :]:
         steps.extend(stage_signatures(version_id, stage))
@@ -82,7 +108,9 @@ def pipeline_start(*, version_id: int, from_stage: str = Stage.GENERATE) -> None
 def pipeline_rerun(*, version: ModelVersion, stage: str) -> None:
     """Re-run one stage of a version and everything after it (maintainers: admin or `rerun`)."""
     if stage not in RERUNNABLE_STAGES:
-        raise PipelineError(f"unknown stage {stage!r}; choose one of {', '.join(RERUNNABLE_STAGES)}")
+        raise PipelineError(
+            f"unknown stage {stage!r}; choose one of {', '.join(RERUNNABLE_STAGES)}"
+        )
     if stage == Stage.VALIDATE:
         if not hasattr(version, "checkpoint") and not version.uploads.exists():
             raise PipelineError(f"{version} has no uploaded checkpoint to validate")
@@ -91,8 +119,15 @@ def pipeline_rerun(*, version: ModelVersion, stage: str) -> None:
         validate = signature("workers.tasks.validate_checkpoint", args=[version.pk], immutable=True)
         transaction.on_commit(validate.apply_async)
         return
-    if version.status in (VersionStatus.DRAFT, VersionStatus.UPLOADING, VersionStatus.VALIDATING, VersionStatus.REJECTED):
-        raise PipelineError(f"{version} is {version.status}: only validated versions run the pipeline")
+    if version.status in (
+        VersionStatus.DRAFT,
+        VersionStatus.UPLOADING,
+        VersionStatus.VALIDATING,
+        VersionStatus.REJECTED,
+    ):
+        raise PipelineError(
+            f"{version} is {version.status}: only validated versions run the pipeline"
+        )
     pipeline_start(version_id=version.pk, from_stage=stage)
 
 
@@ -114,7 +149,9 @@ def version_join_arena(*, version_id: int) -> ModelVersion:
             stage_done(version_id=version_id, stage=Stage.ARENA)
         else:
             version.status = VersionStatus.EVALUATING
-            version.status_reason = "Evaluated; waiting for a maintainer to approve it for the arena."
+            version.status_reason = (
+                "Evaluated; waiting for a maintainer to approve it for the arena."
+            )
             version.save(update_fields=["status", "status_reason", "updated_at"])
             VersionStage.objects.filter(version_id=version_id, stage=Stage.ARENA).update(
                 state=StageState.PENDING, reason="awaiting maintainer approval"
@@ -122,8 +159,31 @@ def version_join_arena(*, version_id: int) -> ModelVersion:
     return version
 
 
+def arena_stage_resume(*, version_id: int) -> bool:
+    """Finish the arena stage of a version that was evaluated and waited for approval."""
+    waiting = VersionStage.objects.filter(
+        version_id=version_id,
+        stage=Stage.ARENA,
+        state=StageState.PENDING,
+        reason="awaiting maintainer approval",
+    ).exists()
+    if waiting:
+        version_join_arena(version_id=version_id)
+    return waiting
+
+
+def first_failed_stage(*, version: ModelVersion) -> str | None:
+    """The earliest failed stage of a version in pipeline order, for 're-run from the failure'."""
+    failed = set(version.stages.filter(state=StageState.FAILED).values_list("stage", flat=True))
+    return next((s for s in RERUNNABLE_STAGES if s in failed), None)
+
+
 def version_pipeline_failed(*, version_id: int, reason: str) -> None:
     """Mark the version failed, naming the stage that failed and its recorded reason."""
-    failed = VersionStage.objects.filter(version_id=version_id, state=StageState.FAILED).order_by("-updated_at").first()
+    failed = (
+        VersionStage.objects.filter(version_id=version_id, state=StageState.FAILED)
+        .order_by("-updated_at")
+        .first()
+    )
     detail = f"stage {failed.stage} failed: {failed.reason}" if failed else reason
     version_set_status(version_id=version_id, status=VersionStatus.FAILED, reason=detail[:4000])

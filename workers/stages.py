@@ -32,7 +32,9 @@ def stage_start(*, version_id: int, stage: str, total: int = 0) -> VersionStage:
 
 
 def stage_progress(*, version_id: int, stage: str, done: int) -> None:
-    VersionStage.objects.filter(version_id=version_id, stage=stage).update(done=done, updated_at=timezone.now())
+    VersionStage.objects.filter(version_id=version_id, stage=stage).update(
+        done=done, updated_at=timezone.now()
+    )
 
 
 def stage_advance(*, version_id: int, stage: str, by: int = 1) -> None:

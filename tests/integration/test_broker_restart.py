@@ -19,7 +19,7 @@ def test_tasks_queued_before_a_broker_restart_all_run(
     try:
         url = f"redis://127.0.0.1:{server.port}/0"
         monkeypatch.setenv("CELERY_BROKER_URL", url)
-        sender = Celery("sender", broker=url)
+        sender = Celery("sender", broker=url, set_as_current=False)
         sender.conf.task_serializer = "json"
         ids = [
             sender.send_task(

@@ -149,7 +149,7 @@ def test_task_runs_on_a_real_worker_through_the_embedded_filesystem_broker(
     celery_workers.start(env, queues="default", name="embedded")
 
     monkeypatch.delenv("CELERY_BROKER_URL", raising=False)  # Celery lets the env var win
-    sender = Celery("sender", broker="filesystem://")
+    sender = Celery("sender", broker="filesystem://", set_as_current=False)
     sender.conf.broker_transport_options = {
         "data_folder_in": str(broker_dir / "queue"),
         "data_folder_out": str(broker_dir / "queue"),

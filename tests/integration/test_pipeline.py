@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from evaluation.models import MetricResult, MetricStatus, Sample
-from evaluation.sample_store import generate_samples
+from evaluation.sample_store import generate_samples, sample_media_name
 from models_registry.models import ModelVersion, Stage, StageState, VersionStage, VersionStatus
 from tests.conftest import wait_for
 from tests.integration.redis_support import REDIS, RedisServer, free_port
@@ -58,7 +58,9 @@ def assert_samples_whole(version, expected: int) -> dict[tuple[int, int], str]:
     return {(r.prompt_id, r.seed): r.sha256 for r in rows}
 
 
-def test_a_ready_version_flows_through_every_stage_to_the_arena(child_env, celery_workers, tmp_path):
+def test_a_ready_version_flows_through_every_stage_to_the_arena(
+    child_env, celery_workers, tmp_path
+):
     version = register_tiny(tmp_path, "pipe-flow")
     benchmark_prompt_set(n=3)
     celery_workers.start(dict(child_env, GENERATOR_SEEDS_PER_PROMPT="2"), name="all")
@@ -80,7 +82,9 @@ def test_a_ready_version_flows_through_every_stage_to_the_arena(child_env, celer
     assert fid.status == MetricStatus.UNAVAILABLE and "INCEPTION_WEIGHTS_PATH" in fid.message
 
 
-def test_a_failing_stage_records_its_reason_and_other_versions_go_on(child_env, celery_workers, tmp_path):
+def test_a_failing_stage_records_its_reason_and_other_versions_go_on(
+    child_env, celery_workers, tmp_path
+):
     broken = register_tiny(tmp_path, "pipe-broken")
     healthy = register_tiny(tmp_path, "pipe-healthy", config=slow_config(steps=2))
     # The stored checkpoint of `broken` turns out unreadable after validation.
@@ -103,7 +107,9 @@ def test_a_failing_stage_records_its_reason_and_other_versions_go_on(child_env, 
 
     # A maintainer fixes the checkpoint and re-runs the failed stage from the command line.
     register_tiny(tmp_path, "pipe-fixed")  # same seed → identical, valid weights on disk
-    fixed_weights = next((Path(settings.MEDIA_ROOT) / "checkpoints").rglob("pipe-fixed-*/model.safetensors"))
+    fixed_weights = next(
+        (Path(settings.MEDIA_ROOT) / "checkpoints").rglob("pipe-fixed-*/model.safetensors")
+    )
     weights.write_bytes(fixed_weights.read_bytes())
     call_command("rerun", "--version", f"{broken.model.slug}@{broken.tag}", "--stage", "generate")
     wait_for(
@@ -158,12 +164,11 @@ def test_worker_killed_mid_generation_is_redelivered_and_the_result_is_identical
         )
         version = register_tiny(tmp_path, "pipe-killed", config=slow_config(steps=80))
         benchmark_prompt_set(n=4)
-        before = sample_files()
         first = celery_workers.start(env, queues="gpu", name="victim")
 
         from celery import Celery
 
-        sender = Celery("sender", broker=url)
+        sender = Celery("sender", broker=url, set_as_current=False)
         sender.conf.task_serializer = "json"
         sender.send_task(
             "workers.tasks.gpu_generate_samples", args=[version.id], queue="gpu", routing_key="gpu"
@@ -179,17 +184,24 @@ def test_worker_killed_mid_generation_is_redelivered_and_the_result_is_identical
 
         celery_workers.start(env, queues="gpu", name="rescuer")
         wait_for(
-            lambda: stages(version).get(Stage.GENERATE)
-            and stages(version)[Stage.GENERATE].state == StageState.DONE
-            and Sample.objects.filter(version=version).count() == 8,
+            lambda: (
+                stages(version).get(Stage.GENERATE)
+                and stages(version)[Stage.GENERATE].state == StageState.DONE
+                and Sample.objects.filter(version=version).count() == 8
+            ),
             timeout=300,
             message="the redelivered task to complete the generation",
         )
         killed_run = assert_samples_whole(version, 8)
-        assert "Received task" in celery_workers.log("rescuer")
-        # Nothing half-written left behind: every new file under samples/ belongs to a row.
-        new_files = sample_files() - before
-        assert new_files == {s.media.name for s in Sample.objects.filter(version=version)}
+        rescuer_log = celery_workers.log("rescuer")
+        assert "gpu_generate_samples" in rescuer_log and "succeeded" in rescuer_log
+        # Nothing half-written or stray left behind: per (prompt, seed) exactly the row's file.
+        files = sample_files()
+        for row in Sample.objects.filter(version=version):
+            key = sample_media_name(
+                version_id=version.id, prompt_id=row.prompt_id, seed=row.seed, sha256="", ext=""
+            )[: len("samples/") + 32]
+            assert {f for f in files if f.startswith(key)} == {row.media.name}
 
         # Identical to an uninterrupted run of the same checkpoint.
         twin = register_tiny(tmp_path, "pipe-twin", config=slow_config(steps=80))
@@ -200,12 +212,19 @@ def test_worker_killed_mid_generation_is_redelivered_and_the_result_is_identical
         server.stop()
 
 
-def test_two_gpu_workers_never_generate_the_same_sample(child_env, celery_workers, tmp_path):
+def test_two_gpu_workers_never_generate_the_same_sample(
+    child_env, celery_workers, tmp_path, settings
+):
+    settings.GENERATION_PROMPTS_PER_TASK = 1  # six gpu tasks of one prompt each
     version = register_tiny(tmp_path, "pipe-two", config=slow_config(steps=10))
     benchmark_prompt_set(n=6)
     env = dict(child_env, GENERATOR_SEEDS_PER_PROMPT="2", GENERATOR_BATCH_SIZE="2")
     celery_workers.start(env, queues="gpu", name="gpuA")
     celery_workers.start(env, queues="gpu,default", name="gpuB")
+    for name in ("gpuA", "gpuB"):  # both consuming before any work is queued
+        wait_for(
+            lambda n=name: " ready." in celery_workers.log(n), timeout=120, message=f"{name} ready"
+        )
 
     pipeline_start(version_id=version.id)
     wait_for(lambda: finished(version), timeout=300, message="the pipeline to finish")
@@ -213,9 +232,64 @@ def test_two_gpu_workers_never_generate_the_same_sample(child_env, celery_worker
 
     pattern = re.compile(r"generated sample version=(\d+) prompt=(\d+) seed=(\d+)")
     runs = {
-        name: {m.groups() for m in pattern.finditer(celery_workers.log(name))} for name in ("gpuA", "gpuB")
+        name: {m.groups() for m in pattern.finditer(celery_workers.log(name))}
+        for name in ("gpuA", "gpuB")
     }
     assert runs["gpuA"] and runs["gpuB"], "both gpu workers should share the generation"
     assert not runs["gpuA"] & runs["gpuB"], "a sample was generated by both workers"
     assert len(runs["gpuA"] | runs["gpuB"]) == 12
     assert_samples_whole(version, 12)
+
+
+@pytest.mark.django_db
+def test_without_auto_approval_a_version_waits_for_a_maintainer_then_is_published(
+    tmp_path, settings, admin_client
+):
+    from workers.pipeline import version_join_arena
+
+    settings.ARENA_AUTO_APPROVE = False
+    version = register_tiny(tmp_path, "pipe-approval")
+    version.arena_approved = False
+    version.save()
+    version_join_arena(version_id=version.id)
+    version.refresh_from_db()
+    assert version.status == VersionStatus.EVALUATING and not version.arena_approved
+    assert stages(version)[Stage.ARENA].state == StageState.PENDING
+
+    response = admin_client.post(
+        "/admin/models_registry/modelversion/",
+        {"action": "approve_for_arena", "_selected_action": [version.id]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    version.refresh_from_db()
+    assert version.arena_approved and version.status == VersionStatus.PUBLISHED
+    assert stages(version)[Stage.ARENA].state == StageState.DONE
+
+
+@pytest.mark.django_db
+def test_admin_reruns_a_version_from_its_failed_stage(
+    tmp_path, admin_client, django_capture_on_commit_callbacks
+):
+    from workers.stages import stage_done, stage_fail
+
+    version = register_tiny(tmp_path, "pipe-admin-rerun")
+    stage_done(version_id=version.id, stage=Stage.GENERATE)
+    stage_fail(version_id=version.id, stage=Stage.METRICS, reason="backbone exploded")
+    version.status = VersionStatus.FAILED
+    version.save()
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = admin_client.post(
+            "/admin/models_registry/modelversion/",
+            {"action": "rerun_failed_stage", "_selected_action": [version.id]},
+            follow=True,
+        )
+    assert (
+        "Re-running" in response.content.decode()
+        and "from stage metrics" in response.content.decode()
+    )
+    assert len(callbacks) == 1  # the chain is sent when the transaction commits
+    rows = stages(version)
+    assert rows[Stage.GENERATE].state == StageState.DONE  # earlier stages are kept
+    assert rows[Stage.METRICS].state == StageState.PENDING and rows[Stage.METRICS].reason == ""

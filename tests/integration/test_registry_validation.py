@@ -98,7 +98,14 @@ def test_valid_native_checkpoint_becomes_ready_and_is_unpacked(
     unpacked = media / checkpoint.unpacked_path
     assert json.loads((unpacked / "config.json").read_text())["resolution"] == 32
     assert (unpacked / "model.safetensors").stat().st_size > 1024
-    assert [s["stage"] for s in body["stages"]] == ["validate"]
+    # Validation is done and the evaluation pipeline's stages are queued behind it.
+    assert [(s["stage"], s["state"]) for s in body["stages"]] == [
+        ("validate", "done"),
+        ("generate", "pending"),
+        ("metrics", "pending"),
+        ("judge", "pending"),
+        ("arena", "pending"),
+    ]
     assert body["stages"][0]["state"] == "done"
     # Running the task again (a redelivery) changes nothing.
     assert checkpoint_validate(version_id=version["id"]).status == VersionStatus.READY
@@ -313,7 +320,9 @@ def test_validation_runs_on_a_real_celery_worker(child_env, celery_workers, medi
 
     ready = wait_for(lambda: finished(good["id"]), timeout=120, message="validation of 'good'")
     rejected = wait_for(lambda: finished(bad["id"]), timeout=120, message="validation of 'bad'")
-    assert ready.status == "ready", ready.status_reason
+    # Validation passed: the version is ready and its pipeline has already started to move it on.
+    assert ready.status in ("ready", "generating"), ready.status_reason
+    assert VersionStage.objects.get(version=ready, stage="validate").state == StageState.DONE
     assert rejected.status == "rejected" and "pickle" in rejected.status_reason
     assert (media / f"checkpoints/unpacked/{good['id']}/model.safetensors").exists()
     assert not (media / f"checkpoints/unpacked/{bad['id']}").exists()

@@ -4,12 +4,12 @@ explicit name `workers.tasks.<name>`, and names starting with `gpu_` route to th
 Keep torch and other heavy imports inside the task functions so workers start fast.
 """
 
-from workers.tasks.health import ping
 from workers.tasks.generation import gpu_generate_samples  # noqa: F401
+from workers.tasks.health import ping
+from workers.tasks.judging import gpu_judge_version, judge_battles, judge_version  # noqa: F401
+from workers.tasks.metrics import gpu_compute_metrics  # noqa: F401
 from workers.tasks.pipeline import pipeline_failed, pipeline_join_arena, pipeline_set_status  # noqa: F401
 from workers.tasks.ratings import refresh_rating_snapshots  # noqa: F401
-from workers.tasks.metrics import gpu_compute_metrics  # noqa: F401
-from workers.tasks.judging import gpu_judge_version, judge_battles, judge_version  # noqa: F401
 from workers.tasks.validation import validate_checkpoint  # noqa: F401
 
 __all__ = ["ping"]

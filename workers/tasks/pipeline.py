@@ -18,7 +18,11 @@ def pipeline_join_arena(version_id: int) -> dict:
     from workers.pipeline import version_join_arena
 
     version = version_join_arena(version_id=version_id)
-    return {"version_id": version_id, "status": version.status, "arena_approved": version.arena_approved}
+    return {
+        "version_id": version_id,
+        "status": version.status,
+        "arena_approved": version.arena_approved,
+    }
 
 
 @shared_task(name="workers.tasks.pipeline_failed")
