@@ -149,12 +149,13 @@ def test_pipeline_is_a_celery_chain_of_named_stage_tasks():
 
 @pytest.mark.skipif(REDIS is None, reason="redis-server is not installed")
 def test_worker_killed_mid_generation_is_redelivered_and_the_result_is_identical(
-    child_env, celery_workers, tmp_path
+    child_env, celery_workers, tmp_path, monkeypatch
 ):
     server = RedisServer(tmp_path, free_port())
     server.start()
     try:
         url = f"redis://127.0.0.1:{server.port}/0"
+        monkeypatch.setenv("CELERY_BROKER_URL", url)  # Celery lets the env var win over broker=
         env = dict(
             child_env,
             CELERY_BROKER_URL=url,
