@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DEBUG ?= 1
 
-.PHONY: run test install lint format migrate seed
+.PHONY: run test install lint format migrate seed browser
 
 # The demo's offline CLIP (trained by seed_demo on the synthetic dataset); tests use no weights.
 DEMO_CLIP := $(CURDIR)/var/weights/demo-clip-tiny.safetensors
@@ -31,8 +31,14 @@ run: seed
 	@echo "Starting web on http://127.0.0.1:8000 with a Celery worker and Celery beat. Ctrl-C stops all."
 	$(BIN)/honcho start -f Procfile
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Browser tests drive Debian's Chromium; install it when we can (root with apt), else they skip.
+browser:
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "chromium is not installed: the browser tests will be skipped"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

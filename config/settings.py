@@ -330,3 +330,12 @@ JUDGE_API_CONCURRENCY = env_int("JUDGE_API_CONCURRENCY", 4)  # requests in fligh
 JUDGE_API_MAX_TOKENS = env_int("JUDGE_API_MAX_TOKENS", 512)
 JUDGE_VIDEO_FRAMES = env_int("JUDGE_VIDEO_FRAMES", 8)  # frames sampled evenly from each video
 JUDGE_LOCAL_DEVICE = env_str("JUDGE_LOCAL_DEVICE", "auto")  # "auto", "cpu", "cuda", "cuda:1"
+# With a judge configured, beat sends new human battles to it for pairwise verdicts.
+JUDGE_BATTLES_SECONDS = env_float("JUDGE_BATTLES_SECONDS", 600.0)
+if JUDGE_API_BASE_URL or JUDGE_LOCAL_VLM_PATH:
+    for _task in ("text-to-image", "text-to-video"):
+        CELERY_BEAT_SCHEDULE[f"judge-battles-{_task}"] = {
+            "task": "workers.tasks.judge_battles",
+            "schedule": JUDGE_BATTLES_SECONDS,
+            "args": [_task],
+        }
