@@ -268,6 +268,7 @@ class Leaderboard:
     win_rate_matrix: list[list[float | None]] = field(default_factory=list)
     count_matrix: list[list[int]] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
+    flag_notes: list[str] = field(default_factory=list)
 
 
 def leaderboard(*, task: str, category: str = "", user=None) -> Leaderboard:
@@ -306,7 +307,24 @@ def leaderboard(*, task: str, category: str = "", user=None) -> Leaderboard:
         if matrix and len(matrix) == len(names):
             setattr(board, target, [[matrix[i][j] for j in keep] for i in keep])
     board.flags = [str(f) for f in (extra.get("flags") or [])]
+    board.flag_notes = [FLAG_NOTES.get(flag, flag) for flag in board.flags if flag != "regularized"]
     return board
+
+
+# What a degenerate-data flag of the fit means, for people reading the leaderboard page.
+FLAG_NOTES = {
+    "no_votes": "No votes yet: every model shows the initial rating.",
+    "single_model": "Only one model has votes, so there is nothing to rank yet.",
+    "disconnected": (
+        "Some groups of models were never compared with each other; ratings across groups are "
+        "held together only by a weak prior and are not comparable yet."
+    ),
+    "infinite_mle": (
+        "At least one model has only wins or only losses so far; its rating is kept finite by a "
+        "weak prior (marked in its row) and will settle as votes arrive."
+    ),
+    "bootstrap_regularized": "Some bootstrap rounds needed the prior; intervals are approximate.",
+}
 
 
 def _metric_cell(result: MetricResult | None) -> dict[str, Any]:

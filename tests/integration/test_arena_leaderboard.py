@@ -178,3 +178,22 @@ def test_empty_leaderboard_and_new_models(board):
     add_model(board)
     html = Client().get("/leaderboard/text-to-video/").content.decode()
     assert "No ratings yet" in html
+
+
+@pytest.mark.django_db
+def test_a_model_that_never_lost_is_explained_in_words_not_codes(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.ARENA_POOL_CACHE_SECONDS = 0
+    settings.ARENA_VOTES_PER_MINUTE_PER_RATER = 10_000
+    settings.ARENA_BATTLES_PER_MINUTE_PER_RATER = 10_000
+    settings.ARENA_REFRESH_DEBOUNCE_SECONDS = 0
+    arena = make_arena(n_models=2, n_prompts=1)
+    cast_votes(arena, 1)  # one vote: the winner never lost, the MLE is infinite
+    refresh_rating_snapshots(task="text-to-image")
+    snapshot = RatingSnapshot.objects.filter(category="").latest("computed_at")
+    assert "infinite_mle" in snapshot.extra["flags"]
+
+    html = Client().get("/leaderboard/text-to-image/").content.decode()
+    assert "only wins or only losses so far" in html
+    assert '<p class="notice">infinite_mle</p>' not in html
+    assert "infinite_mle" in Client().get("/leaderboard/text-to-image.json").content.decode()
