@@ -88,7 +88,8 @@ class TooLarge(RegistryError):
 
 def api_token_create(*, user, name: str = "") -> tuple[ApiToken, str]:
     """Issue a token for ``user``; returns (row, key). Only the key's sha256 is stored."""
-    key = secrets.token_urlsafe(32)
+    # A recognisable prefix (secret scanners) that also never starts with "-" (command lines).
+    key = f"gva_{secrets.token_urlsafe(32)}"
     token = ApiToken.objects.create(
         user=user, name=name, prefix=key[:8], key_hash=hash_token_key(key)
     )
