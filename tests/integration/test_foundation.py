@@ -161,3 +161,10 @@ def test_task_runs_on_a_real_worker_through_the_embedded_filesystem_broker(
     value = _send_ping_and_read_result(sender, payload)
     assert value["payload"] == payload
     assert Path(tmp_path / "broker" / "queue").exists()
+
+
+def test_manage_py_works_on_a_fresh_checkout_without_any_environment():
+    result = run_manage(
+        "makemigrations", "--check", "--dry-run", env_overrides={"DEBUG": None, "SECRET_KEY": None}
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
