@@ -19,39 +19,16 @@ from evaluation.management.commands.load_prompt_sets import load_prompt_set
 from evaluation.models import MediaKind, Sample
 from evaluation.sample_store import GenerationFailed, generate_samples, store_sample
 from models_registry.generators.native import build_model, save_native
-from models_registry.generators.synthetic import VOCABULARY, benchmark_prompts
+from models_registry.generators.synthetic import benchmark_prompts
 from models_registry.models import Stage, StageState, VersionStage
 from models_registry.reference_models import register_reference_model
 from tests.conftest import wait_for
+from tests.unit.test_generators_native import tiny
 
 
 def tiny_config(paradigm: str = "flow") -> dict:
-    video = paradigm == "video"
-    return {
-        "format": "native",
-        "paradigm": paradigm,
-        "task": "text-to-video" if video else "text-to-image",
-        "resolution": 16,
-        "frames": 8 if video else 1,
-        "architecture": {
-            "type": "unet",
-            "channels": 8,
-            "channel_mult": [1, 2],
-            "patch": 2,
-            "heads": 2,
-            "cond_dim": 16,
-            "temporal": video,
-            "text": {
-                "vocabulary": VOCABULARY,
-                "dim": 16,
-                "layers": 1,
-                "heads": 2,
-                "max_tokens": 24,
-            },
-        },
-        "schedule": {},
-        "sampler": {"name": "euler", "steps": 2, "guidance_scale": 2.0},
-    }
+    """The unit tests' tiny native config with a 2-step Euler sampler."""
+    return tiny(paradigm, {"name": "euler", "steps": 2, "guidance_scale": 2.0})
 
 
 def register_tiny(tmp_path: Path, slug: str, paradigm: str = "flow", config: dict | None = None):
