@@ -123,9 +123,9 @@ def test_a_failing_stage_records_its_reason_and_other_versions_go_on(
 @pytest.mark.django_db
 def test_rerun_refuses_unknown_versions_and_stages(tmp_path):
     version = register_tiny(tmp_path, "pipe-refuse")
-    with pytest.raises(CommandError, match="no version"):
+    with pytest.raises(CommandError, match="no such model version"):
         call_command("rerun", "--version", "nope@v1", "--stage", "generate")
-    with pytest.raises(CommandError, match="model-slug@tag"):
+    with pytest.raises(CommandError, match="expected <model-slug>@<tag>"):
         call_command("rerun", "--version", "nope", "--stage", "generate")
     with pytest.raises(PipelineError, match="unknown stage"):
         pipeline_rerun(version=version, stage="teleport")

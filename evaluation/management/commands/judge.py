@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from tqdm import tqdm
 
 from evaluation.judging import (
@@ -14,21 +14,17 @@ from evaluation.judging import (
     judge_human_agreement,
     judge_version_samples,
 )
+from models_registry.management.version_command import ModelVersionCommand
 from models_registry.models import ModelVersion, Task
 
 MODES = ("vqascore", "rubric", "pairwise")
 
 
-class Command(BaseCommand):
+class Command(ModelVersionCommand):
     help = (
         "Judge a version's samples (--mode vqascore|rubric) or new arena battles (--mode pairwise) "
         "with the configured VLM judge; --agreement prints judge–human agreement as JSON."
     )
-
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs) -> CommandParser:
-        # Our --version names a model version, replacing Django's "print the Django version".
-        kwargs.setdefault("conflict_handler", "resolve")
-        return super().create_parser(prog_name, subcommand, **kwargs)
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--version", help="<model-slug>@<tag>")
@@ -52,7 +48,7 @@ class Command(BaseCommand):
             )
             self.stdout.write(json.dumps(result, indent=2))
             return
-        version = self._version(options["version"]) if options["version"] else None
+        version = self.model_version(options["version"]) if options["version"] else None
         mode = options["mode"]
         try:
             if mode == "pairwise" or (mode is None and version is None and options["task"]):
@@ -65,17 +61,6 @@ class Command(BaseCommand):
                 self._single(version=version, mode=mode, options=options)
         except JudgeNotConfigured as exc:
             raise CommandError(str(exc)) from exc
-
-    def _version(self, spec: str) -> ModelVersion:
-        slug, sep, tag = spec.partition("@")
-        if not sep or not slug or not tag:
-            raise CommandError(f"--version {spec!r}: expected <model-slug>@<tag>")
-        version = (
-            ModelVersion.objects.select_related("model").filter(model__slug=slug, tag=tag).first()
-        )
-        if version is None:
-            raise CommandError(f"--version {spec!r}: no such model version")
-        return version
 
     def _single(self, *, version: ModelVersion, mode: str | None, options: dict) -> None:
         total = version.samples.count()
