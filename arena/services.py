@@ -10,22 +10,26 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from arena import selectors
 from arena.models import Battle, Outcome, Rater, RaterKind, Vote, new_token
 from arena.sampling import NoBattleAvailable, SamplingConfig, choose_battle
-from evaluation.models import Sample
+from evaluation.models import Prompt, Sample
+from models_registry.models import GenerativeModel, ModelVersion
 
 logger = logging.getLogger(__name__)
-SESSION_RATER_KEY = "arena_rater_key"
+SESSION_RATER_ID = "arena_rater_id"
+SESSION_RATER_KEY = "arena_rater_key"  # read only: sessions created before the id was kept
 REFRESH_TASK = "workers.tasks.refresh_rating_snapshots"
 
 
@@ -43,27 +47,42 @@ class ArenaRefusal(Exception):
 # --- raters and addresses ------------------------------------------------------------------
 
 
-def rater_for_session(*, user, session, create: bool = True) -> Rater | None:
+def rater_for_session(*, user, session) -> Rater:
     """The rater of a logged-in user, else of this browser session (created on first use).
 
-    session: a Django session; an anonymous rater's key is kept in it, never derived from it,
+    session: a Django session; an anonymous rater's id is kept in it, never derived from it,
     so that logging in (which rotates the session key) keeps the rater.
     """
     if user is not None and user.is_authenticated:
-        if not create:
-            return Rater.objects.filter(user=user).first()
         rater, _ = Rater.objects.get_or_create(user=user, defaults={"kind": RaterKind.HUMAN})
         return rater
-    key = session.get(SESSION_RATER_KEY)
-    if key:
-        rater = Rater.objects.filter(session_key=key, kind=RaterKind.HUMAN).first()
-        if rater is not None or not create:
+    rater_id = rater_id_for_session(user=None, session=session)
+    if rater_id is not None:
+        rater = Rater.objects.filter(pk=rater_id, kind=RaterKind.HUMAN).first()
+        if rater is not None:
             return rater
-    elif not create:
-        return None
     rater = Rater.objects.create(kind=RaterKind.HUMAN, session_key=new_token())
-    session[SESSION_RATER_KEY] = rater.session_key
+    session[SESSION_RATER_ID] = rater.pk
     return rater
+
+
+def rater_id_for_session(*, user, session) -> int | None:
+    """The id of this user's or browser session's rater, or None if it has none yet.
+
+    No query for an anonymous session: the id is read from the (server-side) session.
+    """
+    if user is not None and user.is_authenticated:
+        return Rater.objects.filter(user=user).values_list("pk", flat=True).first()
+    rater_id = session.get(SESSION_RATER_ID)
+    if rater_id is None and session.get(SESSION_RATER_KEY):  # sessions from before the id
+        rater_id = (
+            Rater.objects.filter(session_key=session[SESSION_RATER_KEY])
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if rater_id is not None:
+            session[SESSION_RATER_ID] = rater_id
+    return rater_id
 
 
 def client_address(*, remote_addr: str, forwarded_for: str = "") -> str:
@@ -90,15 +109,19 @@ def anonymised_rater_id(rater_id: int) -> str:
 # --- battles -------------------------------------------------------------------------------
 
 
+def _rate_refusal(limit: int, who: str, what: str) -> ArenaRefusal:
+    return ArenaRefusal(
+        429,
+        "rate_limited",
+        f"Too many {what} from this {who}: at most {limit} per minute. "
+        "Please wait a minute and try again.",
+        retry_after=60,
+    )
+
+
 def _check_rate(count: int, limit: int, who: str, what: str) -> None:
     if limit > 0 and count >= limit:
-        raise ArenaRefusal(
-            429,
-            "rate_limited",
-            f"Too many {what} from this {who}: at most {limit} per minute. "
-            "Please wait a minute and try again.",
-            retry_after=60,
-        )
+        raise _rate_refusal(limit, who, what)
 
 
 def battle_create(
@@ -168,10 +191,85 @@ def battle_create(
 # --- votes ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class RevealedModel:
+    slug: str
+    display_name: str
+
+
+@dataclass(frozen=True)
+class CastVote:
+    """A stored vote as the rater sees it after voting (the reveal)."""
+
+    id: int
+    task: str
+    category: str
+    outcome: str
+    model_a: RevealedModel
+    model_b: RevealedModel
+
+    def get_outcome_display(self) -> str:
+        return Outcome(self.outcome).label
+
+
+def _vote_insert_sql(*, rater_limit: bool, ip_limit: bool) -> str:
+    """One INSERT .. SELECT that writes the vote only if every integrity rule holds.
+
+    The rules are WHERE conditions on the battle row and on the rater's / address's recent votes;
+    the unique battle_id makes a second vote a no-op (ON CONFLICT). Works on PostgreSQL and SQLite.
+    """
+    vote, battle = Vote._meta.db_table, Battle._meta.db_table
+    prompt, sample = Prompt._meta.db_table, Sample._meta.db_table
+    version = ModelVersion._meta.db_table
+    rules = [
+        "b.token = %(token)s",
+        "b.served_to_id = %(rater)s",
+        "b.expires_at > %(now)s",
+        "b.served_at <= %(viewed_since)s",
+    ]
+    if rater_limit:
+        rules.append(
+            f"(SELECT COUNT(*) FROM {vote} r WHERE r.rater_id = %(rater)s"
+            " AND r.created_at >= %(window)s) < %(rater_limit)s"
+        )
+    if ip_limit:
+        rules.append(
+            f"(SELECT COUNT(*) FROM {vote} i WHERE i.ip_hash = %(ip_hash)s"
+            " AND i.created_at >= %(window)s) < %(ip_limit)s"
+        )
+    return (
+        f"INSERT INTO {vote} (battle_id, rater_id, rater_kind, outcome, task, category,"
+        " model_a_id, model_b_id, ip_hash, created_at)"
+        " SELECT b.id, %(rater)s, %(kind)s, %(outcome)s, b.task, p.category,"
+        " va.model_id, vb.model_id, %(ip_hash)s, %(now)s"
+        f" FROM {battle} b JOIN {prompt} p ON p.id = b.prompt_id"
+        f" JOIN {sample} sa ON sa.id = b.sample_a_id JOIN {version} va ON va.id = sa.version_id"
+        f" JOIN {sample} sb ON sb.id = b.sample_b_id JOIN {version} vb ON vb.id = sb.version_id"
+        f" WHERE {' AND '.join(rules)}"
+        " ON CONFLICT (battle_id) DO NOTHING"
+        " RETURNING id, task, category, model_a_id, model_b_id"
+    )
+
+
+def _lock_rate_windows(cursor, *, rater_id: int, ip_hash: str) -> None:
+    """Serialise one rater's (and one address's) concurrent votes so the rate counts are exact.
+
+    PostgreSQL: transaction-scoped advisory locks, always taken address first, then rater (no
+    deadlock). SQLite serialises every write transaction already.
+    """
+    if connection.vendor != "postgresql":
+        return
+    keys = ([f"arena:vote:ip:{ip_hash}"] if ip_hash else []) + [f"arena:vote:rater:{rater_id}"]
+    locks = ", ".join("pg_advisory_xact_lock(hashtextextended(%s, 0))" for _ in keys)
+    cursor.execute(f"SELECT {locks}", keys)
+
+
 def vote_create(
-    *, token: str, rater: Rater | None, outcome: str, ip_hash: str, now: datetime | None = None
-) -> Vote:
-    """Record `rater`'s verdict on the battle with `token`; the only way a human vote is written.
+    *, token: str, rater_id: int | None, outcome: str, ip_hash: str, now: datetime | None = None
+) -> CastVote:
+    """Record the verdict of rater `rater_id` on the battle with `token`; the only way a human
+    vote is written. One conditional INSERT carries every rule, so the accepted path is a
+    single statement (plus the rate-window locks when rate limits are on).
 
     Refusals (ArenaRefusal, nothing written): 400 bad outcome, 404 unknown battle, 403 battle
     served to someone else, 409 already voted, 410 expired, 425 before the minimum viewing
@@ -182,64 +280,97 @@ def vote_create(
         raise ArenaRefusal(
             400, "bad_outcome", f"Unknown outcome {outcome!r}; use one of {allowed}."
         )
+    if rater_id is None:
+        _explain_refused_vote(token=token, rater_id=None, ip_hash=ip_hash, now=timezone.now())
     now = now or timezone.now()
-    try:
-        with transaction.atomic():
-            battle = (
-                Battle.objects.select_for_update(of=("self",))
-                .select_related("prompt", "sample_a__version__model", "sample_b__version__model")
-                .annotate(voted=Exists(Vote.objects.filter(battle=OuterRef("pk"))))
-                .filter(token=token)
-                .first()
-            )
-            if battle is None:
-                raise ArenaRefusal(404, "unknown_battle", "This battle does not exist.")
-            if rater is None or battle.served_to_id != rater.id:
-                raise ArenaRefusal(
-                    403, "not_your_battle", "This battle was shown to someone else; load your own."
-                )
-            if battle.voted:
-                raise ArenaRefusal(409, "already_voted", "This battle already has your vote.")
-            if now >= battle.expires_at:
-                raise ArenaRefusal(
-                    410, "expired", "This battle has expired; please vote on a new one."
-                )
-            min_view = settings.ARENA_MIN_VIEW_SECONDS
-            if (now - battle.served_at).total_seconds() < min_view:
-                raise ArenaRefusal(
-                    425,
-                    "too_early",
-                    f"Please look at both samples for at least {min_view:g} seconds before voting.",
-                )
-            # Serialises one rater's concurrent votes so the rate count below is exact.
-            Rater.objects.select_for_update().filter(pk=rater.pk).first()
-            by_rater, by_ip = Q(rater=rater), Q(ip_hash=ip_hash) if ip_hash else Q(pk__in=[])
-            recent = Vote.objects.filter(
-                by_rater | by_ip, created_at__gte=now - timedelta(minutes=1)
-            ).aggregate(rater=Count("id", filter=by_rater), ip=Count("id", filter=by_ip))
-            _check_rate(
-                recent["rater"], settings.ARENA_VOTES_PER_MINUTE_PER_RATER, "rater", "votes"
-            )
-            _check_rate(
-                recent["ip"], settings.ARENA_VOTES_PER_MINUTE_PER_IP, "network address", "votes"
-            )
-            vote = Vote.objects.create(
-                battle=battle,
-                rater=rater,
-                rater_kind=rater.kind,
-                outcome=outcome,
-                task=battle.task,
-                category=battle.prompt.category,
-                model_a=battle.sample_a.version.model,
-                model_b=battle.sample_b.version.model,
-                ip_hash=ip_hash,
-            )
-    except IntegrityError as exc:  # a concurrent vote on the same battle won the race
-        if Vote.objects.filter(battle__token=token).exists():
-            raise ArenaRefusal(409, "already_voted", "This battle already has a vote.") from exc
-        raise
-    transaction.on_commit(lambda: request_rating_refresh(task=vote.task))
-    return vote
+    rater_limit = settings.ARENA_VOTES_PER_MINUTE_PER_RATER
+    ip_limit = settings.ARENA_VOTES_PER_MINUTE_PER_IP if ip_hash else 0
+    adapt = connection.ops.adapt_datetimefield_value
+    params = {
+        "token": token,
+        "rater": rater_id,
+        "kind": RaterKind.HUMAN.value,
+        "outcome": outcome,
+        "ip_hash": ip_hash,
+        "now": adapt(now),
+        "viewed_since": adapt(now - timedelta(seconds=settings.ARENA_MIN_VIEW_SECONDS)),
+        "window": adapt(now - timedelta(minutes=1)),
+        "rater_limit": rater_limit,
+        "ip_limit": ip_limit,
+    }
+    sql = _vote_insert_sql(rater_limit=rater_limit > 0, ip_limit=ip_limit > 0)
+    with transaction.atomic(), connection.cursor() as cursor:
+        if rater_limit > 0 or ip_limit > 0:
+            _lock_rate_windows(cursor, rater_id=rater_id, ip_hash=ip_hash if ip_limit else "")
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        _explain_refused_vote(token=token, rater_id=rater_id, ip_hash=ip_hash, now=now)
+    vote_id, task, category, model_a_id, model_b_id = row
+    names = _model_names(model_a_id, model_b_id)
+    transaction.on_commit(lambda: request_rating_refresh(task=task))
+    return CastVote(
+        id=vote_id,
+        task=task,
+        category=category,
+        outcome=outcome,
+        model_a=names[model_a_id],
+        model_b=names[model_b_id],
+    )
+
+
+def _model_names(*ids: int) -> dict[int, RevealedModel]:
+    table = GenerativeModel._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, slug, display_name FROM {table} WHERE id IN (%s, %s)", list(ids)
+        )
+        return {pk: RevealedModel(slug, name) for pk, slug, name in cursor.fetchall()}
+
+
+def _explain_refused_vote(
+    *, token: str, rater_id: int | None, ip_hash: str, now: datetime
+) -> NoReturn:
+    """Raise the ArenaRefusal that says why the conditional INSERT wrote nothing.
+
+    Checked in the order a rater would want to hear it; the counts use the same window as the
+    INSERT, and votes are append-only, so a rate refusal seen there is seen here too.
+    """
+    battle = (
+        Battle.objects.filter(token=token)
+        .annotate(voted=Exists(Vote.objects.filter(battle=OuterRef("pk"))))
+        .values("served_to_id", "served_at", "expires_at", "voted")
+        .first()
+    )
+    if battle is None:
+        raise ArenaRefusal(404, "unknown_battle", "This battle does not exist.")
+    if rater_id is None or battle["served_to_id"] != rater_id:
+        raise ArenaRefusal(
+            403, "not_your_battle", "This battle was shown to someone else; load your own."
+        )
+    if battle["voted"]:
+        raise ArenaRefusal(409, "already_voted", "This battle already has your vote.")
+    if now >= battle["expires_at"]:
+        raise ArenaRefusal(410, "expired", "This battle has expired; please vote on a new one.")
+    min_view = settings.ARENA_MIN_VIEW_SECONDS
+    if (now - battle["served_at"]).total_seconds() < min_view:
+        raise ArenaRefusal(
+            425,
+            "too_early",
+            f"Please look at both samples for at least {min_view:g} seconds before voting.",
+        )
+    raise _vote_rate_refusal(rater_id=rater_id, ip_hash=ip_hash, now=now)
+
+
+def _vote_rate_refusal(*, rater_id: int, ip_hash: str, now: datetime) -> ArenaRefusal:
+    recent = Vote.objects.filter(created_at__gte=now - timedelta(minutes=1))
+    rater_limit = settings.ARENA_VOTES_PER_MINUTE_PER_RATER
+    if rater_limit > 0 and recent.filter(rater_id=rater_id).count() >= rater_limit:
+        return _rate_refusal(rater_limit, "rater", "votes")
+    ip_limit = settings.ARENA_VOTES_PER_MINUTE_PER_IP
+    if ip_hash and ip_limit > 0 and recent.filter(ip_hash=ip_hash).count() >= ip_limit:
+        return _rate_refusal(ip_limit, "network address", "votes")
+    raise RuntimeError("a vote was refused by no rule that the refusal check knows")
 
 
 def request_rating_refresh(*, task: str) -> bool:
@@ -261,26 +392,20 @@ def request_rating_refresh(*, task: str) -> bool:
     return True
 
 
-def battle_reveal(*, vote: Vote) -> dict:
+def battle_reveal(*, vote: CastVote) -> dict:
     """What the rater sees after voting: the two models' names and pages."""
     return {
         "outcome": vote.outcome,
-        "model_a": {
-            "slug": vote.model_a.slug,
-            "name": vote.model_a.display_name,
-            "url": f"/models/{vote.model_a.slug}/",
-        },
-        "model_b": {
-            "slug": vote.model_b.slug,
-            "name": vote.model_b.display_name,
-            "url": f"/models/{vote.model_b.slug}/",
+        **{
+            side: {"slug": model.slug, "name": model.display_name, "url": f"/models/{model.slug}/"}
+            for side, model in (("model_a", vote.model_a), ("model_b", vote.model_b))
         },
     }
 
 
-def battle_media_for(*, media_token: str, rater: Rater | None) -> Sample:
+def battle_media_for(*, media_token: str, rater_id: int | None) -> Sample:
     """The sample behind a per-battle media id, only for the rater the battle was served to."""
     found = selectors.battle_by_media_token(media_token=media_token)
-    if found is None or rater is None or found[0].served_to_id != rater.id:
+    if found is None or rater_id is None or found[0].served_to_id != rater_id:
         raise ArenaRefusal(404, "unknown_media", "No such media.")
     return found[1]

@@ -144,11 +144,11 @@ def battle_new(request: HttpRequest, task: str) -> HttpResponse:
 @require_POST
 def vote(request: HttpRequest, token: str) -> HttpResponse:
     """POST outcome=model_a|model_b|tie|both_bad; JSON reveal, or the HTML reveal page."""
-    rater = services.rater_for_session(user=request.user, session=request.session, create=False)
+    rater_id = services.rater_id_for_session(user=request.user, session=request.session)
     try:
         recorded = services.vote_create(
             token=token,
-            rater=rater,
+            rater_id=rater_id,
             outcome=request.POST.get("outcome", ""),
             ip_hash=request_ip_hash(request),
         )
@@ -181,9 +181,9 @@ def _stream_sample(sample) -> StreamingHttpResponse:
 
 @require_GET
 def battle_media(request: HttpRequest, media_token: str) -> HttpResponse:
-    rater = services.rater_for_session(user=request.user, session=request.session, create=False)
+    rater_id = services.rater_id_for_session(user=request.user, session=request.session)
     try:
-        sample = services.battle_media_for(media_token=media_token, rater=rater)
+        sample = services.battle_media_for(media_token=media_token, rater_id=rater_id)
     except ArenaRefusal as refusal:
         return refusal_response(request, refusal)
     response = _stream_sample(sample)

@@ -131,7 +131,7 @@ def seed(env: dict[str, str], media_root: Path) -> None:
         a, b = battle.sample_a.version.model.slug, battle.sample_b.version.model.slug
         services.vote_create(
             token=battle.token,
-            rater=rater,
+            rater_id=rater.id,
             outcome="model_a" if a > b else "model_b",
             ip_hash="seed",
         )

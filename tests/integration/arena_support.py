@@ -145,4 +145,4 @@ def cast_votes(arena: Arena, n: int, strength: dict[int, int] | None = None) -> 
         outcome = "model_a" if strength.get(a, 0) > strength.get(b, 0) else "model_b"
         if k % 7 == 3:
             outcome = "tie"
-        services.vote_create(token=battle.token, rater=rater, outcome=outcome, ip_hash="")
+        services.vote_create(token=battle.token, rater_id=rater.id, outcome=outcome, ip_hash="")
