@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import Count, Q, QuerySet
 
 from arena.models import Battle, Outcome, RaterKind, RatingSnapshot, Vote
@@ -309,6 +310,27 @@ def leaderboard(*, task: str, category: str = "", user=None) -> Leaderboard:
     board.flags = [str(f) for f in (extra.get("flags") or [])]
     board.flag_notes = [FLAG_NOTES.get(flag, flag) for flag in board.flags if flag != "regularized"]
     return board
+
+
+def leaderboard_fingerprint(*, task: str) -> str:
+    """Everything a rendered leaderboard of `task` is made from, summarised in one query.
+
+    The newest snapshot of the task (its board, history and categories), the task's models
+    (names, visibility) and the metric results: an equal fingerprint means an equal page for
+    the same kind of viewer, so a cached page is never stale.
+    """
+    snapshots = RatingSnapshot._meta.db_table
+    models, results = GenerativeModel._meta.db_table, MetricResult._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT MAX(id) FROM {snapshots} WHERE task = %s),"
+            f" (SELECT MAX(computed_at) FROM {snapshots} WHERE task = %s),"
+            f" (SELECT COUNT(*) FROM {models} WHERE task = %s),"
+            f" (SELECT MAX(updated_at) FROM {models} WHERE task = %s),"
+            f" (SELECT COUNT(*) FROM {results}), (SELECT MAX(updated_at) FROM {results})",
+            [task] * 4,
+        )
+        return repr(cursor.fetchone())
 
 
 # What a degenerate-data flag of the fit means, for people reading the leaderboard page.

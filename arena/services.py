@@ -12,6 +12,7 @@ import hmac
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache as memoize
 from typing import NoReturn
 
 import numpy as np
@@ -21,7 +22,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from arena import selectors
+from arena import rate_limits, selectors
 from arena.models import Battle, Outcome, Rater, RaterKind, Vote, new_token
 from arena.sampling import NoBattleAvailable, SamplingConfig, choose_battle
 from evaluation.models import Prompt, Sample
@@ -109,19 +110,32 @@ def anonymised_rater_id(rater_id: int) -> str:
 # --- battles -------------------------------------------------------------------------------
 
 
-def _rate_refusal(limit: int, who: str, what: str) -> ArenaRefusal:
-    return ArenaRefusal(
-        429,
-        "rate_limited",
-        f"Too many {what} from this {who}: at most {limit} per minute. "
-        "Please wait a minute and try again.",
-        retry_after=60,
-    )
-
-
-def _check_rate(count: int, limit: int, who: str, what: str) -> None:
-    if limit > 0 and count >= limit:
-        raise _rate_refusal(limit, who, what)
+def check_rate_limits(*, action: str, rater_id: int, ip_hash: str, now: datetime) -> None:
+    """Count this `action` ("votes" or "battles") for the rater and the address; raise 429 when
+    either is over its per-minute setting. Every attempt counts, refused or not."""
+    per_rater, per_ip = {
+        "votes": (
+            settings.ARENA_VOTES_PER_MINUTE_PER_RATER,
+            settings.ARENA_VOTES_PER_MINUTE_PER_IP,
+        ),
+        "battles": (
+            settings.ARENA_BATTLES_PER_MINUTE_PER_RATER,
+            settings.ARENA_BATTLES_PER_MINUTE_PER_IP,
+        ),
+    }[action]
+    limits = [rate_limits.Limit(f"{action}:rater:{rater_id}", per_rater)]
+    if ip_hash:
+        limits.append(rate_limits.Limit(f"{action}:ip:{ip_hash}", per_ip))
+    exceeded = rate_limits.first_exceeded(limits, now=now.timestamp())
+    if exceeded is not None:
+        who = "rater" if ":rater:" in exceeded.key else "network address"
+        raise ArenaRefusal(
+            429,
+            "rate_limited",
+            f"Too many {action} from this {who}: at most {exceeded.per_minute} per minute. "
+            "Please wait a minute and try again.",
+            retry_after=60,
+        )
 
 
 def battle_create(
@@ -135,20 +149,7 @@ def battle_create(
     if not selectors.is_valid_task(task):
         raise ArenaRefusal(404, "unknown_task", f"Unknown task {task!r}.")
     now = timezone.now()
-    minute_ago = now - timedelta(minutes=1)
-    _check_rate(
-        Battle.objects.filter(served_to=rater, served_at__gte=minute_ago).count(),
-        settings.ARENA_BATTLES_PER_MINUTE_PER_RATER,
-        "rater",
-        "battles",
-    )
-    if ip_hash:
-        _check_rate(
-            Battle.objects.filter(ip_hash=ip_hash, served_at__gte=minute_ago).count(),
-            settings.ARENA_BATTLES_PER_MINUTE_PER_IP,
-            "network address",
-            "battles",
-        )
+    check_rate_limits(action="battles", rater_id=rater.pk, ip_hash=ip_hash, now=now)
     pool = selectors.arena_pool(task=task)
     state = selectors.sampler_state(task=task)
     rng = rng or np.random.default_rng()
@@ -212,32 +213,19 @@ class CastVote:
         return Outcome(self.outcome).label
 
 
-def _vote_insert_sql(*, rater_limit: bool, ip_limit: bool) -> str:
-    """One INSERT .. SELECT that writes the vote only if every integrity rule holds.
+@memoize
+def _vote_insert_sql(vendor: str) -> str:
+    """One INSERT .. SELECT that writes the vote only if the battle's rules hold: the token, the
+    rater it was served to, not expired, looked at long enough; the unique battle_id makes a
+    second vote a no-op (ON CONFLICT). It returns what the reveal shows.
 
-    The rules are WHERE conditions on the battle row and on the rater's / address's recent votes;
-    the unique battle_id makes a second vote a no-op (ON CONFLICT). Works on PostgreSQL and SQLite.
+    On PostgreSQL the model names come back in the same statement (a data-modifying CTE);
+    SQLite has no such CTE, so there they are read by a second statement.
     """
     vote, battle = Vote._meta.db_table, Battle._meta.db_table
     prompt, sample = Prompt._meta.db_table, Sample._meta.db_table
-    version = ModelVersion._meta.db_table
-    rules = [
-        "b.token = %(token)s",
-        "b.served_to_id = %(rater)s",
-        "b.expires_at > %(now)s",
-        "b.served_at <= %(viewed_since)s",
-    ]
-    if rater_limit:
-        rules.append(
-            f"(SELECT COUNT(*) FROM {vote} r WHERE r.rater_id = %(rater)s"
-            " AND r.created_at >= %(window)s) < %(rater_limit)s"
-        )
-    if ip_limit:
-        rules.append(
-            f"(SELECT COUNT(*) FROM {vote} i WHERE i.ip_hash = %(ip_hash)s"
-            " AND i.created_at >= %(window)s) < %(ip_limit)s"
-        )
-    return (
+    version, models = ModelVersion._meta.db_table, GenerativeModel._meta.db_table
+    insert = (
         f"INSERT INTO {vote} (battle_id, rater_id, rater_kind, outcome, task, category,"
         " model_a_id, model_b_id, ip_hash, created_at)"
         " SELECT b.id, %(rater)s, %(kind)s, %(outcome)s, b.task, p.category,"
@@ -245,96 +233,100 @@ def _vote_insert_sql(*, rater_limit: bool, ip_limit: bool) -> str:
         f" FROM {battle} b JOIN {prompt} p ON p.id = b.prompt_id"
         f" JOIN {sample} sa ON sa.id = b.sample_a_id JOIN {version} va ON va.id = sa.version_id"
         f" JOIN {sample} sb ON sb.id = b.sample_b_id JOIN {version} vb ON vb.id = sb.version_id"
-        f" WHERE {' AND '.join(rules)}"
+        " WHERE b.token = %(token)s AND b.served_to_id = %(rater)s"
+        " AND b.expires_at > %(now)s AND b.served_at <= %(viewed_since)s"
         " ON CONFLICT (battle_id) DO NOTHING"
         " RETURNING id, task, category, model_a_id, model_b_id"
     )
+    if vendor != "postgresql":
+        return insert
+    return (
+        f"WITH cast_vote AS ({insert}) SELECT v.id, v.task, v.category,"
+        " a.slug, a.display_name, b.slug, b.display_name"
+        f" FROM cast_vote v JOIN {models} a ON a.id = v.model_a_id"
+        f" JOIN {models} b ON b.id = v.model_b_id"
+    )
 
 
-def _lock_rate_windows(cursor, *, rater_id: int, ip_hash: str) -> None:
-    """Serialise one rater's (and one address's) concurrent votes so the rate counts are exact.
+def _insert_vote(params: dict) -> tuple | None:
+    """Run the conditional INSERT: (id, task, category, slug_a, name_a, slug_b, name_b) or None.
 
-    PostgreSQL: transaction-scoped advisory locks, always taken address first, then rater (no
-    deadlock). SQLite serialises every write transaction already.
+    On PostgreSQL it is bound server-side and prepared once per connection: planning its joins
+    costs more than running them.
     """
-    if connection.vendor != "postgresql":
-        return
-    keys = ([f"arena:vote:ip:{ip_hash}"] if ip_hash else []) + [f"arena:vote:rater:{rater_id}"]
-    locks = ", ".join("pg_advisory_xact_lock(hashtextextended(%s, 0))" for _ in keys)
-    cursor.execute(f"SELECT {locks}", keys)
+    sql = _vote_insert_sql(connection.vendor)
+    if connection.vendor == "postgresql":
+        import psycopg
+
+        connection.ensure_connection()
+        with psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(sql, params, prepare=True)
+            return cursor.fetchone()
+    models = GenerativeModel._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        vote_id, task, category, model_a_id, model_b_id = row
+        cursor.execute(
+            f"SELECT a.slug, a.display_name, b.slug, b.display_name FROM {models} a, {models} b"
+            " WHERE a.id = %s AND b.id = %s",
+            [model_a_id, model_b_id],
+        )
+        return (vote_id, task, category, *cursor.fetchone())
 
 
 def vote_create(
     *, token: str, rater_id: int | None, outcome: str, ip_hash: str, now: datetime | None = None
 ) -> CastVote:
     """Record the verdict of rater `rater_id` on the battle with `token`; the only way a human
-    vote is written. One conditional INSERT carries every rule, so the accepted path is a
-    single statement (plus the rate-window locks when rate limits are on).
+    vote is written. The accepted path is one round trip to the rate counters and one
+    conditional INSERT that carries every rule of the battle.
 
-    Refusals (ArenaRefusal, nothing written): 400 bad outcome, 404 unknown battle, 403 battle
-    served to someone else, 409 already voted, 410 expired, 425 before the minimum viewing
-    time, 429 past the per-rater or per-IP vote rate.
+    Refusals (ArenaRefusal, no vote written): 400 bad outcome, 429 past the per-rater or
+    per-IP vote rate, 404 unknown battle, 403 battle served to someone else, 409 already voted,
+    410 expired, 425 before the minimum viewing time.
     """
     if outcome not in Outcome.values:
         allowed = ", ".join(Outcome.values)
         raise ArenaRefusal(
             400, "bad_outcome", f"Unknown outcome {outcome!r}; use one of {allowed}."
         )
-    if rater_id is None:
-        _explain_refused_vote(token=token, rater_id=None, ip_hash=ip_hash, now=timezone.now())
     now = now or timezone.now()
-    rater_limit = settings.ARENA_VOTES_PER_MINUTE_PER_RATER
-    ip_limit = settings.ARENA_VOTES_PER_MINUTE_PER_IP if ip_hash else 0
+    if rater_id is None:
+        _explain_refused_vote(token=token, rater_id=None, now=now)
+    check_rate_limits(action="votes", rater_id=rater_id, ip_hash=ip_hash, now=now)
     adapt = connection.ops.adapt_datetimefield_value
-    params = {
-        "token": token,
-        "rater": rater_id,
-        "kind": RaterKind.HUMAN.value,
-        "outcome": outcome,
-        "ip_hash": ip_hash,
-        "now": adapt(now),
-        "viewed_since": adapt(now - timedelta(seconds=settings.ARENA_MIN_VIEW_SECONDS)),
-        "window": adapt(now - timedelta(minutes=1)),
-        "rater_limit": rater_limit,
-        "ip_limit": ip_limit,
-    }
-    sql = _vote_insert_sql(rater_limit=rater_limit > 0, ip_limit=ip_limit > 0)
-    with transaction.atomic(), connection.cursor() as cursor:
-        if rater_limit > 0 or ip_limit > 0:
-            _lock_rate_windows(cursor, rater_id=rater_id, ip_hash=ip_hash if ip_limit else "")
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
+    row = _insert_vote(
+        {
+            "token": token,
+            "rater": rater_id,
+            "kind": RaterKind.HUMAN.value,
+            "outcome": outcome,
+            "ip_hash": ip_hash,
+            "now": adapt(now),
+            "viewed_since": adapt(now - timedelta(seconds=settings.ARENA_MIN_VIEW_SECONDS)),
+        }
+    )
     if row is None:
-        _explain_refused_vote(token=token, rater_id=rater_id, ip_hash=ip_hash, now=now)
-    vote_id, task, category, model_a_id, model_b_id = row
-    names = _model_names(model_a_id, model_b_id)
+        _explain_refused_vote(token=token, rater_id=rater_id, now=now)
+    vote_id, task, category, slug_a, name_a, slug_b, name_b = row
     transaction.on_commit(lambda: request_rating_refresh(task=task))
     return CastVote(
         id=vote_id,
         task=task,
         category=category,
         outcome=outcome,
-        model_a=names[model_a_id],
-        model_b=names[model_b_id],
+        model_a=RevealedModel(slug_a, name_a),
+        model_b=RevealedModel(slug_b, name_b),
     )
 
 
-def _model_names(*ids: int) -> dict[int, RevealedModel]:
-    table = GenerativeModel._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id, slug, display_name FROM {table} WHERE id IN (%s, %s)", list(ids)
-        )
-        return {pk: RevealedModel(slug, name) for pk, slug, name in cursor.fetchall()}
-
-
-def _explain_refused_vote(
-    *, token: str, rater_id: int | None, ip_hash: str, now: datetime
-) -> NoReturn:
+def _explain_refused_vote(*, token: str, rater_id: int | None, now: datetime) -> NoReturn:
     """Raise the ArenaRefusal that says why the conditional INSERT wrote nothing.
 
-    Checked in the order a rater would want to hear it; the counts use the same window as the
-    INSERT, and votes are append-only, so a rate refusal seen there is seen here too.
+    Checked in the order a rater would want to hear it, at the same `now` as the INSERT.
     """
     battle = (
         Battle.objects.filter(token=token)
@@ -359,18 +351,7 @@ def _explain_refused_vote(
             "too_early",
             f"Please look at both samples for at least {min_view:g} seconds before voting.",
         )
-    raise _vote_rate_refusal(rater_id=rater_id, ip_hash=ip_hash, now=now)
-
-
-def _vote_rate_refusal(*, rater_id: int, ip_hash: str, now: datetime) -> ArenaRefusal:
-    recent = Vote.objects.filter(created_at__gte=now - timedelta(minutes=1))
-    rater_limit = settings.ARENA_VOTES_PER_MINUTE_PER_RATER
-    if rater_limit > 0 and recent.filter(rater_id=rater_id).count() >= rater_limit:
-        return _rate_refusal(rater_limit, "rater", "votes")
-    ip_limit = settings.ARENA_VOTES_PER_MINUTE_PER_IP
-    if ip_hash and ip_limit > 0 and recent.filter(ip_hash=ip_hash).count() >= ip_limit:
-        return _rate_refusal(ip_limit, "network address", "votes")
-    raise RuntimeError("a vote was refused by no rule that the refusal check knows")
+    raise RuntimeError(f"a vote on battle {token[:6]}... was refused by no known rule")
 
 
 def request_rating_refresh(*, task: str) -> bool:

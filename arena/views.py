@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import mimetypes
+from functools import wraps
 from pathlib import PurePosixPath
 
 from django.conf import settings
+from django.core.cache import cache
 from django.http import (
     Http404,
     HttpRequest,
@@ -194,6 +197,40 @@ def battle_media(request: HttpRequest, media_token: str) -> HttpResponse:
 # --- leaderboard ---------------------------------------------------------------------------
 
 
+def cached_for_anonymous(view):
+    """Serve an anonymous visitor's leaderboard (page, JSON, CSV) from the cache.
+
+    Keyed by the leaderboard's fingerprint (newest snapshot, models, metric results), so a
+    cached copy is never stale; logged-in users, who may see private models, get a fresh one.
+    """
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, task: str) -> HttpResponse:
+        ttl = settings.ARENA_LEADERBOARD_CACHE_SECONDS
+        if ttl <= 0 or request.method != "GET" or request.user.is_authenticated:
+            return view(request, task)
+        _task_or_404(task)
+        parts = (
+            view.__name__,
+            task,
+            request.GET.get("category", "").strip(),
+            selectors.leaderboard_fingerprint(task=task),
+            settings.ARENA_PROVISIONAL_VOTES,
+        )
+        key = "arena:leaderboard:" + hashlib.sha256(repr(parts).encode()).hexdigest()
+        cached = cache.get(key)
+        if cached is None:
+            response = view(request, task)
+            if response.status_code != 200:
+                return response
+            cached = (response.content, dict(response.headers))
+            cache.set(key, cached, ttl)
+        content, headers = cached
+        return HttpResponse(content, headers=headers)
+
+    return wrapper
+
+
 def _board(request: HttpRequest, task: str) -> selectors.Leaderboard:
     _task_or_404(task)
     category = request.GET.get("category", "").strip()
@@ -201,6 +238,7 @@ def _board(request: HttpRequest, task: str) -> selectors.Leaderboard:
 
 
 @require_GET
+@cached_for_anonymous
 def leaderboard_page(request: HttpRequest, task: str) -> HttpResponse:
     board = _board(request, task)
     names = {row["model"]: row.get("display_name") or row["model"] for row in board.rows}
@@ -244,6 +282,7 @@ def _export_rows(board: selectors.Leaderboard) -> list[dict]:
 
 
 @require_GET
+@cached_for_anonymous
 def leaderboard_json(request: HttpRequest, task: str) -> JsonResponse:
     board = _board(request, task)
     snapshot = board.snapshot
@@ -265,6 +304,7 @@ def leaderboard_json(request: HttpRequest, task: str) -> JsonResponse:
 
 
 @require_GET
+@cached_for_anonymous
 def leaderboard_csv(request: HttpRequest, task: str) -> HttpResponse:
     board = _board(request, task)
     response = HttpResponse(content_type="text/csv; charset=utf-8")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import secrets
 import signal
@@ -30,7 +31,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,88 +138,215 @@ def seed(env: dict[str, str], media_root: Path) -> None:
     refresh_rating_snapshots(task="text-to-image")
 
 
+class Connection:
+    """One keep-alive HTTP/1.1 connection on asyncio streams.
+
+    Hand-written on purpose: the client shares the 2 cores with gunicorn and PostgreSQL, and a
+    full client library (httpx) spends several times more CPU per request than this, which would
+    be measured as server slowness.
+    """
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(
+        self, method: str, path: str, headers: dict[str, str], body: bytes = b""
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        if body or method == "POST":
+            lines.append(f"Content-Length: {len(body)}")
+        message = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+        reused = self.writer is not None
+        if not reused:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        self.writer.write(message)
+        try:
+            head = await self.reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionResetError) as exc:
+            # The server closed an idle keep-alive connection before reading this request
+            # (no byte of a response came back): send it again on a new one, as browsers do.
+            if not reused or getattr(exc, "partial", b""):
+                raise
+            self.close()
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            self.writer.write(message)
+            head = await self.reader.readuntil(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        status = int(status_line.split(" ", 2)[1])
+        received = [tuple(x.strip() for x in line.split(":", 1)) for line in header_lines if line]
+        fields = {k.lower(): v for k, v in received}
+        if "content-length" in fields:
+            content = await self.reader.readexactly(int(fields["content-length"]))
+        elif fields.get("transfer-encoding", "").lower() == "chunked":
+            content = await self._chunked()
+        else:
+            raise RuntimeError(f"{method} {path}: response without a length: {fields}")
+        if fields.get("connection", "").lower() == "close":
+            self.writer.close()
+            self.reader = self.writer = None
+        return status, received, content
+
+    async def _chunked(self) -> bytes:
+        parts = []
+        while True:
+            size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            parts.append(await self.reader.readexactly(size + 2))
+            if size == 0:
+                return b"".join(part[:-2] for part in parts)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
 class Voter:
-    def __init__(self, client: httpx.AsyncClient, origin: str):
-        self.client = client
-        self.origin = origin
+    """One browser: its own connection and cookies (session, CSRF), so its own rater."""
+
+    def __init__(self, host: str, port: int, address: str):
+        self.connection = Connection(host, port)
+        self.origin = f"https://{host}:{port}"
+        self.address = address
         self.cookies: dict[str, str] = {}
         self.tokens: list[str] = []
 
-    def headers(self) -> dict[str, str]:
-        cookie = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+    def headers(self, **extra: str) -> dict[str, str]:
         return {
-            "Cookie": cookie,
+            "Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items()),
             "X-Forwarded-Proto": "https",
+            "X-Forwarded-For": self.address,
             "Origin": self.origin,
             "Referer": self.origin + "/",
             "Accept": "application/json",
             "X-CSRFToken": self.cookies.get("csrftoken", ""),
+            **extra,
         }
 
-    def keep(self, response: httpx.Response) -> None:
+    async def call(self, method: str, path: str, body: bytes = b"", **headers: str):
+        status, received, content = await self.connection.request(
+            method, path, self.headers(**headers), body
+        )
         # Cookies are Secure (production): kept by hand because the hop to gunicorn is plain HTTP.
-        for name, value in response.cookies.items():
-            self.cookies[name] = value
+        for name, value in received:
+            if name.lower() == "set-cookie":
+                key, _, rest = value.partition("=")
+                self.cookies[key] = rest.split(";", 1)[0]
+        return status, content
 
     async def start(self) -> None:
-        response = await self.client.get("/arena/text-to-image/", headers=self.headers())
-        response.raise_for_status()
-        self.keep(response)
+        status, content = await self.call("GET", "/arena/text-to-image/", Accept="text/html")
+        if status != 200:
+            raise RuntimeError(f"arena page: {status} {content[:200]!r}")
 
     async def fetch_battles(self, n: int) -> None:
         for _ in range(n):
-            response = await self.client.post(
-                "/arena/text-to-image/battles", headers=self.headers()
-            )
-            if response.status_code != 201:
-                raise RuntimeError(f"battle: {response.status_code} {response.text[:200]}")
-            self.keep(response)
-            self.tokens.append(response.json()["token"])
+            status, content = await self.call("POST", "/arena/text-to-image/battles")
+            if status != 201:
+                raise RuntimeError(f"battle: {status} {content[:200]!r}")
+            self.tokens.append(json.loads(content)["token"])
 
-    async def vote_all(self, latencies: list[float], statuses: list[int], rng) -> None:
+    async def vote_all(
+        self, latencies: list[float], statuses: list[int], rng, keep_alive: bool
+    ) -> None:
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        if not keep_alive:  # a person votes every few seconds, past the server's keep-alive
+            headers["Connection"] = "close"
         for token in self.tokens:
+            body = f"outcome={OUTCOMES[int(rng.integers(4))]}".encode()
             started = time.perf_counter()
-            response = await self.client.post(
-                f"/arena/battles/{token}/vote",
-                data={"outcome": OUTCOMES[int(rng.integers(4))]},
-                headers=self.headers(),
-            )
+            status, _ = await self.call("POST", f"/arena/battles/{token}/vote", body, **headers)
             latencies.append(time.perf_counter() - started)
-            statuses.append(response.status_code)
+            statuses.append(status)
 
 
-async def read_leaderboard(client: httpx.AsyncClient, stop: asyncio.Event, out: list[float]):
-    headers = {"X-Forwarded-Proto": "https"}
+async def read_leaderboard(
+    host: str, port: int, per_second: float, stop: asyncio.Event, out: list[float]
+) -> None:
+    """A reader loading the leaderboard page `per_second` times a second (open loop)."""
+    connection = Connection(host, port)
+    next_at = time.perf_counter()
     while not stop.is_set():
         started = time.perf_counter()
-        response = await client.get("/leaderboard/text-to-image/", headers=headers)
-        out.append(time.perf_counter() - started)
-        if response.status_code != 200:
-            raise RuntimeError(f"leaderboard: {response.status_code}")
-
-
-async def drive(base_url: str, voters: int, battles_per_voter: int) -> dict:
-    limits = httpx.Limits(max_connections=voters + 4, max_keepalive_connections=voters + 4)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
-        origin = "https://" + base_url.split("://", 1)[1]
-        crowd = [Voter(client, origin) for _ in range(voters)]
-        await asyncio.gather(*(v.start() for v in crowd))
-        started = time.perf_counter()
-        await asyncio.gather(*(v.fetch_battles(battles_per_voter) for v in crowd))
-        battle_seconds = time.perf_counter() - started
-        latencies: list[float] = []
-        statuses: list[int] = []
-        board: list[float] = []
-        stop = asyncio.Event()
-        reader = asyncio.create_task(read_leaderboard(client, stop, board))
-        rngs = [np.random.default_rng(k) for k in range(voters)]
-        started = time.perf_counter()
-        await asyncio.gather(
-            *(v.vote_all(latencies, statuses, r) for v, r in zip(crowd, rngs, strict=True))
+        status, _, _ = await connection.request(
+            "GET", "/leaderboard/text-to-image/", {"X-Forwarded-Proto": "https"}
         )
-        vote_seconds = time.perf_counter() - started
-        stop.set()
-        await reader
+        out.append(time.perf_counter() - started)
+        if status != 200:
+            raise RuntimeError(f"leaderboard: {status}")
+        next_at += 1.0 / per_second
+        await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+    connection.close()
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes so far (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def processes(*, session: int | None = None, name: str | None = None) -> list[int]:
+    """Pids in a session (gunicorn's master and workers) or with a command name (postgres)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = (entry / "comm").read_text().strip()
+            sid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3])
+        except (OSError, IndexError, ValueError):
+            continue
+        if (session is not None and sid == session) or (name is not None and comm == name):
+            found.append(int(entry.name))
+    return found
+
+
+async def drive(
+    host: str,
+    port: int,
+    voters: int,
+    battles_per_voter: int,
+    board_rate: float,
+    server_pid: int,
+    keep_alive: bool,
+) -> dict:
+    crowd = [
+        Voter(host, port, f"10.{k // 65536}.{k // 256 % 256}.{k % 256}") for k in range(voters)
+    ]
+    await asyncio.gather(*(v.start() for v in crowd))
+    started = time.perf_counter()
+    await asyncio.gather(*(v.fetch_battles(battles_per_voter) for v in crowd))
+    battle_seconds = time.perf_counter() - started
+    latencies: list[float] = []
+    statuses: list[int] = []
+    board: list[float] = []
+    stop = asyncio.Event()
+    rngs = [np.random.default_rng(k) for k in range(voters)]
+    groups = {
+        "client": [os.getpid()],
+        "gunicorn": processes(session=server_pid),
+        "postgres": processes(name="postgres"),
+    }
+    cpu_before = {k: cpu_seconds(pids) for k, pids in groups.items()}
+    reader = asyncio.create_task(read_leaderboard(host, port, board_rate, stop, board))
+    started = time.perf_counter()
+    await asyncio.gather(
+        *(v.vote_all(latencies, statuses, r, keep_alive) for v, r in zip(crowd, rngs, strict=True))
+    )
+    vote_seconds = time.perf_counter() - started
+    cpu = {k: cpu_seconds(pids) - cpu_before[k] for k, pids in groups.items()}
+    stop.set()
+    await reader
+    for voter in crowd:
+        voter.connection.close()
     return {
         "battles": voters * battles_per_voter,
         "battle_seconds": battle_seconds,
@@ -227,6 +354,7 @@ async def drive(base_url: str, voters: int, battles_per_voter: int) -> dict:
         "latencies": np.array(latencies),
         "statuses": statuses,
         "board": np.array(board),
+        "cpu": cpu,
     }
 
 
@@ -238,10 +366,25 @@ def main() -> None:
             "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/arena_bench"
         ),
     )
+    parser.add_argument(
+        "--cache-url",
+        default=os.environ.get("CACHE_URL", "redis://127.0.0.1:6379/3"),
+        help="shared cache (sessions, leaderboard pages); '' for per-process memory",
+    )
     parser.add_argument("--voters", type=int, default=64)
-    parser.add_argument("--battles-per-voter", type=int, default=20)
+    parser.add_argument("--battles-per-voter", type=int, default=60)
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class")
+    parser.add_argument("--worker-connections", type=int, default=0, help="0: = threads")
+    parser.add_argument(
+        "--keep-alive",
+        action="store_true",
+        help="each voter sends all its votes on one connection (default: a new one per vote)",
+    )
+    parser.add_argument(
+        "--leaderboard-rate", type=float, default=20.0, help="leaderboard loads per second"
+    )
     args = parser.parse_args()
 
     ensure_database(args.database_url)
@@ -258,11 +401,16 @@ def main() -> None:
         MEDIA_ROOT=str(work / "media"),
         STATIC_ROOT=str(work / "static"),
         CELERY_BROKER_URL=os.environ.get("CELERY_BROKER_URL", "filesystem://"),
+        CACHE_URL=args.cache_url,
+        CACHE_KEY_PREFIX=f"bench-{secrets.token_hex(4)}",
         ARENA_MIN_VIEW_SECONDS="0",
-        ARENA_VOTES_PER_MINUTE_PER_RATER="0",
-        ARENA_VOTES_PER_MINUTE_PER_IP="0",
-        ARENA_BATTLES_PER_MINUTE_PER_RATER="0",
-        ARENA_BATTLES_PER_MINUTE_PER_IP="0",
+        # The rate limits stay on (their locks and counts are part of every vote), set high
+        # enough that these fast voters never reach them.
+        ARENA_VOTES_PER_MINUTE_PER_RATER="100000",
+        ARENA_VOTES_PER_MINUTE_PER_IP="100000",
+        ARENA_BATTLES_PER_MINUTE_PER_RATER="100000",
+        ARENA_BATTLES_PER_MINUTE_PER_IP="100000",
+        ARENA_TRUSTED_PROXY_HOPS="1",  # each voter has its own address (X-Forwarded-For)
         ARENA_REFRESH_DEBOUNCE_SECONDS="0",
         LOG_LEVEL="WARNING",
     )
@@ -284,9 +432,11 @@ def main() -> None:
             "-w",
             str(args.workers),
             "-k",
-            "gthread",
+            args.worker_class,
             "--threads",
             str(args.threads),
+            "--worker-connections",
+            str(args.worker_connections or args.threads),
             "-b",
             f"127.0.0.1:{port}",
             "--log-level",
@@ -297,14 +447,23 @@ def main() -> None:
         start_new_session=True,
     )
     try:
-        base_url = f"http://127.0.0.1:{port}"
-        for _ in range(100):
+        for _ in range(150):
             try:
-                if httpx.get(base_url + "/healthz", timeout=2).status_code in (200, 503):
-                    break
-            except httpx.HTTPError:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
                 time.sleep(0.2)
-        result = asyncio.run(drive(base_url, args.voters, args.battles_per_voter))
+        result = asyncio.run(
+            drive(
+                "127.0.0.1",
+                port,
+                args.voters,
+                args.battles_per_voter,
+                args.leaderboard_rate,
+                server.pid,
+                args.keep_alive,
+            )
+        )
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
@@ -331,6 +490,13 @@ def main() -> None:
     print(
         f"leaderboard page under that load: {len(board)} loads, "
         f"p50 {np.percentile(board, 50):.1f} ms, p95 {np.percentile(board, 95):.1f} ms"
+    )
+    cpu = result["cpu"]
+    n = max(len(statuses), 1)
+    print(
+        "CPU per vote (ms, during the vote phase): "
+        + ", ".join(f"{k} {1000 * v / n:.2f}" for k, v in cpu.items())
+        + f"; cores busy {sum(cpu.values()) / result['vote_seconds']:.2f}"
     )
     others = sorted({s for s in statuses if s != 201})
     print(

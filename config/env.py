@@ -71,7 +71,13 @@ def database_from_url(name: str, default: str) -> dict:
 
     raw = os.environ.get(name, "").strip() or default
     try:
-        config = dj_database_url.parse(raw, conn_max_age=60, conn_health_checks=True)
+        config = dj_database_url.parse(
+            raw,
+            conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+            # A SELECT 1 before each request's first query: off by default (Django's default), so a
+            # database restart costs each worker thread one failed request before it reconnects.
+            conn_health_checks=env_bool("DATABASE_HEALTH_CHECKS", False),
+        )
     except Exception as exc:  # dj_database_url raises several types for malformed URLs
         fail(name, f"malformed database URL {raw!r} ({exc})")
     engine = config.get("ENGINE", "")
@@ -80,3 +86,17 @@ def database_from_url(name: str, default: str) -> dict:
     if "sqlite" not in engine and not config.get("NAME"):
         fail(name, f"database URL {raw!r} names no database")
     return config
+
+
+def cache_from_url(name: str) -> dict:
+    """Django's default cache: Redis from a redis:// URL (shared by every process), else memory."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    if not raw.startswith(("redis://", "rediss://", "unix://")):
+        fail(name, f"expected a redis://, rediss:// or unix:// URL, got {raw!r}")
+    return {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": raw,
+        "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "gva"),
+    }

@@ -11,6 +11,7 @@ from pathlib import Path
 from kombu import Exchange, Queue
 
 from config.env import (
+    cache_from_url,
     database_from_url,
     env_bool,
     env_float,
@@ -93,6 +94,18 @@ if "sqlite" in DATABASES["default"]["ENGINE"]:
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
     DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- cache and sessions -------------------------------------------------------------------
+# CACHE_URL=redis://... gives every web and worker process one cache: sessions are read from it
+# (written through to the database), and rate-limit debouncing and page caches are shared.
+# Without it each process has its own memory cache and sessions stay in the database.
+CACHES = {"default": cache_from_url("CACHE_URL")}
+SHARED_CACHE = "locmem" not in CACHES["default"]["BACKEND"]
+SESSION_ENGINE = (
+    "django.contrib.sessions.backends.cached_db"
+    if SHARED_CACHE
+    else "django.contrib.sessions.backends.db"
+)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -299,6 +312,8 @@ ARENA_SAMPLING_FLOOR = env_float("ARENA_SAMPLING_FLOOR", 0.05)  # share of unifo
 ARENA_NEW_MODEL_BOOST = env_float("ARENA_NEW_MODEL_BOOST", 2.0)  # extra weight, fades with votes
 ARENA_POOL_CACHE_SECONDS = env_float("ARENA_POOL_CACHE_SECONDS", 10.0)  # eligible-sample cache
 ARENA_REFRESH_DEBOUNCE_SECONDS = env_float("ARENA_REFRESH_DEBOUNCE_SECONDS", 15.0)
+# Anonymous visitors' leaderboards are cached by fingerprint (never stale); this bounds memory.
+ARENA_LEADERBOARD_CACHE_SECONDS = env_int("ARENA_LEADERBOARD_CACHE_SECONDS", 600)
 CSRF_FAILURE_VIEW = "arena.views.csrf_failure"  # refusals in words (JSON for JSON clients)
 # [ratings settings]
 RATINGS_CI = env_str("RATINGS_CI", "sandwich")  # snapshot intervals: "sandwich" or "bootstrap"

@@ -17,6 +17,14 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def empty_cache() -> None:
+    """Each test starts with an empty cache: rate counters, page and pool caches are per test."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 def test_database_url() -> str:
     """A DATABASE_URL that points a child process at the database this test run uses."""
     cfg = connection.settings_dict
