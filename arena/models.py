@@ -67,10 +67,7 @@ class Battle(models.Model):
     ip_hash = models.CharField(max_length=64, blank=True)
 
     class Meta:
-        indexes = [
-            models.Index(fields=["served_to", "served_at"]),
-            models.Index(fields=["ip_hash", "served_at"]),
-        ]
+        # Rate limits count in the cache (arena.rate_limits), so no (rater, time) indexes here.
         constraints = [
             models.CheckConstraint(
                 condition=~Q(sample_a=F("sample_b")), name="battle_distinct_samples"
@@ -106,12 +103,7 @@ class Vote(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
-        indexes = [
-            models.Index(fields=["task", "rater_kind", "category"]),
-            # Rate limits count a rater's / an address's recent votes.
-            models.Index(fields=["rater", "created_at"]),
-            models.Index(fields=["ip_hash", "created_at"]),
-        ]
+        indexes = [models.Index(fields=["task", "rater_kind", "category"])]
         constraints = [
             models.CheckConstraint(
                 condition=Q(outcome__in=Outcome.values), name="vote_outcome_valid"

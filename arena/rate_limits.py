@@ -3,7 +3,7 @@
 Each limit counts hits in fixed one-minute windows and judges the last 60 seconds with the
 sliding-window estimate (Cloudflare's): ``previous window × share of it still inside the last
 minute + current window``. Counters live in the shared cache (Redis, ``CACHE_URL``), where one
-pipeline of INCR / EXPIRE / GET serves every limit of a request and INCR is atomic, so limits are
+script (GET / INCR / EXPIRE) serves every limit of a request and INCR is atomic, so limits are
 exact across all web processes. Without a shared cache they fall back to Django's cache API (per
 process: exact for the single-process embedded default).
 
@@ -31,19 +31,30 @@ class Limit:
     per_minute: int
 
 
-_clients: dict[str, object] = {}
-_clients_lock = threading.Lock()
+# One round trip for every limit of a request: (previous, current) window counts per key pair.
+COUNT_SCRIPT = """
+local counts = {}
+for i = 1, #KEYS, 2 do
+  counts[#counts + 1] = tonumber(redis.call('GET', KEYS[i]) or '0')
+  local current = redis.call('INCR', KEYS[i + 1])
+  if current == 1 then redis.call('EXPIRE', KEYS[i + 1], ARGV[1]) end
+  counts[#counts + 1] = current
+end
+return counts
+"""
+_scripts: dict[str, object] = {}
+_scripts_lock = threading.Lock()
 
 
-def _redis_client(location: str):
-    """One client (and connection pool) per process; created under a lock because a second,
+def _redis_script(location: str):
+    """The counting script on one client per process; created under a lock because a second,
     discarded client would close the pool's connections while a thread still uses them."""
-    with _clients_lock:
-        if location not in _clients:
+    with _scripts_lock:
+        if location not in _scripts:
             import redis
 
-            _clients[location] = redis.Redis.from_url(location)
-        return _clients[location]
+            _scripts[location] = redis.Redis.from_url(location).register_script(COUNT_SCRIPT)
+        return _scripts[location]
 
 
 def _redis_location() -> str | None:
@@ -56,17 +67,14 @@ def _redis_location() -> str | None:
 
 def _counts(keys: list[str], window: int) -> list[tuple[int, int]]:
     """Count one hit in this window for each key; (previous window, this window) counts."""
-    location = _redis_location()
     prefix = settings.CACHES["default"].get("KEY_PREFIX", "")
     names = [(f"{prefix}:rate:{key}:{window - 1}", f"{prefix}:rate:{key}:{window}") for key in keys]
+    location = _redis_location()
     if location is not None:
-        pipe = _redis_client(location).pipeline(transaction=False)
-        for previous, current in names:
-            pipe.get(previous)
-            pipe.incr(current)
-            pipe.expire(current, 2 * WINDOW_SECONDS)
-        replies = pipe.execute()
-        return [(int(replies[3 * k] or 0), int(replies[3 * k + 1])) for k in range(len(keys))]
+        flat = _redis_script(location)(
+            keys=[name for pair in names for name in pair], args=[2 * WINDOW_SECONDS]
+        )
+        return [(int(flat[2 * k]), int(flat[2 * k + 1])) for k in range(len(keys))]
     counts = []
     for previous, current in names:
         cache.add(current, 0, 2 * WINDOW_SECONDS)

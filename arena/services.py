@@ -29,8 +29,6 @@ from evaluation.models import Prompt, Sample
 from models_registry.models import GenerativeModel, ModelVersion
 
 logger = logging.getLogger(__name__)
-SESSION_RATER_ID = "arena_rater_id"
-SESSION_RATER_KEY = "arena_rater_key"  # read only: sessions created before the id was kept
 REFRESH_TASK = "workers.tasks.refresh_rating_snapshots"
 
 
@@ -48,42 +46,30 @@ class ArenaRefusal(Exception):
 # --- raters and addresses ------------------------------------------------------------------
 
 
-def rater_for_session(*, user, session) -> Rater:
-    """The rater of a logged-in user, else of this browser session (created on first use).
-
-    session: a Django session; an anonymous rater's id is kept in it, never derived from it,
-    so that logging in (which rotates the session key) keeps the rater.
-    """
+def rater_for(*, user, anonymous_rater_id: int | None) -> Rater:
+    """The rater of a logged-in user, else the anonymous rater this browser carries (its id comes
+    from a signed cookie), else a new anonymous rater."""
     if user is not None and user.is_authenticated:
         rater, _ = Rater.objects.get_or_create(user=user, defaults={"kind": RaterKind.HUMAN})
         return rater
-    rater_id = rater_id_for_session(user=None, session=session)
-    if rater_id is not None:
-        rater = Rater.objects.filter(pk=rater_id, kind=RaterKind.HUMAN).first()
+    if anonymous_rater_id is not None:
+        rater = Rater.objects.filter(
+            pk=anonymous_rater_id, kind=RaterKind.HUMAN, user__isnull=True
+        ).first()
         if rater is not None:
             return rater
-    rater = Rater.objects.create(kind=RaterKind.HUMAN, session_key=new_token())
-    session[SESSION_RATER_ID] = rater.pk
-    return rater
+    return Rater.objects.create(kind=RaterKind.HUMAN, session_key=new_token())
 
 
-def rater_id_for_session(*, user, session) -> int | None:
-    """The id of this user's or browser session's rater, or None if it has none yet.
+def rater_id_for(*, user, anonymous_rater_id: int | None) -> int | None:
+    """The id of the user's rater or of the browser's anonymous rater; None if it has none yet.
 
-    No query for an anonymous session: the id is read from the (server-side) session.
+    No query for an anonymous browser: the signed id is enough, because every rule that needs
+    the rater (a battle served to it) is checked against the database anyway.
     """
     if user is not None and user.is_authenticated:
         return Rater.objects.filter(user=user).values_list("pk", flat=True).first()
-    rater_id = session.get(SESSION_RATER_ID)
-    if rater_id is None and session.get(SESSION_RATER_KEY):  # sessions from before the id
-        rater_id = (
-            Rater.objects.filter(session_key=session[SESSION_RATER_KEY])
-            .values_list("pk", flat=True)
-            .first()
-        )
-        if rater_id is not None:
-            session[SESSION_RATER_ID] = rater_id
-    return rater_id
+    return anonymous_rater_id
 
 
 def client_address(*, remote_addr: str, forwarded_for: str = "") -> str:

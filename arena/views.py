@@ -5,10 +5,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import mimetypes
-from functools import wraps
+from functools import lru_cache, wraps
 from pathlib import PurePosixPath
 
 from django.conf import settings
+from django.core import signing
 from django.core.cache import cache
 from django.http import (
     Http404,
@@ -43,7 +44,57 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def wants_json(request: HttpRequest) -> bool:
-    return "application/json" in request.headers.get("Accept", "")
+    return "application/json" in request.META.get("HTTP_ACCEPT", "")
+
+
+RATER_COOKIE = "arena_rater"
+
+
+@lru_cache(maxsize=4)
+def _rater_signer(secret_key: str) -> signing.TimestampSigner:
+    # Built once per key: constructing a signer per request costs more than checking a cookie.
+    return signing.TimestampSigner(
+        key=secret_key, fallback_keys=settings.SECRET_KEY_FALLBACKS, salt="arena.rater"
+    )
+
+
+def anonymous_rater_id(request: HttpRequest) -> int | None:
+    """The anonymous rater id this browser carries in its signed cookie (None if none/forged).
+
+    A signed cookie rather than the session: voting reads no session store at all.
+    """
+    value = request.COOKIES.get(RATER_COOKIE)
+    if not value:
+        return None
+    try:
+        rater_id = _rater_signer(settings.SECRET_KEY).unsign(
+            value, max_age=settings.SESSION_COOKIE_AGE
+        )
+    except signing.BadSignature:
+        return None
+    return int(rater_id) if rater_id.isdigit() else None
+
+
+def remember_rater(response: HttpResponse, rater) -> HttpResponse:
+    """Give an anonymous rater's browser its signed rater cookie (logged-in users need none)."""
+    if rater.user_id is None:
+        response.set_cookie(
+            RATER_COOKIE,
+            _rater_signer(settings.SECRET_KEY).sign(str(rater.pk)),
+            max_age=settings.SESSION_COOKIE_AGE,
+            secure=settings.SESSION_COOKIE_SECURE,
+            httponly=True,
+            samesite="Lax",
+        )
+    return response
+
+
+def request_rater(request: HttpRequest):
+    return services.rater_for(user=request.user, anonymous_rater_id=anonymous_rater_id(request))
+
+
+def request_rater_id(request: HttpRequest) -> int | None:
+    return services.rater_id_for(user=request.user, anonymous_rater_id=anonymous_rater_id(request))
 
 
 def request_ip_hash(request: HttpRequest) -> str:
@@ -114,15 +165,17 @@ def battle_payload(battle: Battle) -> dict:
 @ensure_csrf_cookie
 def arena_page(request: HttpRequest, task: str) -> HttpResponse:
     _task_or_404(task)
-    rater = services.rater_for_session(user=request.user, session=request.session)
+    rater = request_rater(request)
     context = {"task": task, "task_label": Task(task).label, "outcomes": OUTCOME_KEYS}
     try:
         battle = services.battle_create(task=task, rater=rater, ip_hash=request_ip_hash(request))
     except ArenaRefusal as refusal:
         if refusal.code != "no_battle":
-            return refusal_response(request, refusal)
-        return render(request, "arena/arena.html", {**context, "unavailable": refusal.message})
-    return render(request, "arena/arena.html", {**context, "battle": battle_payload(battle)})
+            return remember_rater(refusal_response(request, refusal), rater)
+        page = render(request, "arena/arena.html", {**context, "unavailable": refusal.message})
+        return remember_rater(page, rater)
+    page = render(request, "arena/arena.html", {**context, "battle": battle_payload(battle)})
+    return remember_rater(page, rater)
 
 
 @require_POST
@@ -130,7 +183,7 @@ def battle_new(request: HttpRequest, task: str) -> HttpResponse:
     """POST: a new battle for this session's rater, as JSON (used by "Next battle")."""
     try:
         _task_or_404(task)
-        rater = services.rater_for_session(user=request.user, session=request.session)
+        rater = request_rater(request)
         battle = services.battle_create(task=task, rater=rater, ip_hash=request_ip_hash(request))
     except Http404:
         return JsonResponse({"error": "unknown_task", "message": "Unknown task."}, status=404)
@@ -141,13 +194,13 @@ def battle_new(request: HttpRequest, task: str) -> HttpResponse:
         if refusal.retry_after:
             response["Retry-After"] = str(refusal.retry_after)
         return response
-    return JsonResponse(battle_payload(battle), status=201)
+    return remember_rater(JsonResponse(battle_payload(battle), status=201), rater)
 
 
 @require_POST
 def vote(request: HttpRequest, token: str) -> HttpResponse:
     """POST outcome=model_a|model_b|tie|both_bad; JSON reveal, or the HTML reveal page."""
-    rater_id = services.rater_id_for_session(user=request.user, session=request.session)
+    rater_id = request_rater_id(request)
     try:
         recorded = services.vote_create(
             token=token,
@@ -184,7 +237,7 @@ def _stream_sample(sample) -> StreamingHttpResponse:
 
 @require_GET
 def battle_media(request: HttpRequest, media_token: str) -> HttpResponse:
-    rater_id = services.rater_id_for_session(user=request.user, session=request.session)
+    rater_id = request_rater_id(request)
     try:
         sample = services.battle_media_for(media_token=media_token, rater_id=rater_id)
     except ArenaRefusal as refusal:

@@ -120,7 +120,7 @@ def seed(env: dict[str, str], media_root: Path) -> None:
     from arena import services
     from arena.rating_snapshots import refresh_rating_snapshots
 
-    rater = services.rater_for_session(user=None, session={})
+    rater = services.rater_for(user=None, anonymous_rater_id=None)
     from datetime import timedelta
 
     for _ in range(200):
@@ -334,6 +334,7 @@ async def drive(
         "client": [os.getpid()],
         "gunicorn": processes(session=server_pid),
         "postgres": processes(name="postgres"),
+        "redis": processes(name="redis-server"),
     }
     cpu_before = {k: cpu_seconds(pids) for k, pids in groups.items()}
     reader = asyncio.create_task(read_leaderboard(host, port, board_rate, stop, board))

@@ -85,6 +85,18 @@ def database_from_url(name: str, default: str) -> dict:
         fail(name, f"unsupported database URL scheme in {raw!r}; use postgres:// or sqlite://")
     if "sqlite" not in engine and not config.get("NAME"):
         fail(name, f"database URL {raw!r} names no database")
+    if "postgresql" in engine:
+        # Django turns server-side prepared statements off (for transaction-mode poolers); the
+        # vote INSERT asks for one explicitly. DATABASE_PREPARE_THRESHOLD=off behind PgBouncer < 1.21.
+        threshold = os.environ.get("DATABASE_PREPARE_THRESHOLD", "5").strip().lower()
+        if threshold in ("off", "none", ""):
+            config.setdefault("OPTIONS", {})["prepare_threshold"] = None
+        elif threshold.isdigit():
+            config.setdefault("OPTIONS", {})["prepare_threshold"] = int(threshold)
+        else:
+            fail(
+                "DATABASE_PREPARE_THRESHOLD", f"expected a whole number or 'off', got {threshold!r}"
+            )
     return config
 
 

@@ -134,7 +134,7 @@ def cast_votes(arena: Arena, n: int, strength: dict[int, int] | None = None) -> 
     from arena import services
 
     strength = strength or {m.pk: k for k, m in enumerate(arena.models)}
-    raters = [services.rater_for_session(user=None, session={}) for _ in range(4)]
+    raters = [services.rater_for(user=None, anonymous_rater_id=None) for _ in range(4)]
     rng = np.random.default_rng(0)
     for k in range(n):
         rater = raters[k % len(raters)]
