@@ -21,7 +21,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
+import re
 import secrets
 import signal
 import socket
@@ -29,12 +31,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import uvloop
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTCOMES = ("model_a", "model_b", "tie", "both_bad")
+FORM = "application/x-www-form-urlencoded"
 
 
 def free_port() -> int:
@@ -208,6 +213,7 @@ class Voter:
 
     def __init__(self, host: str, port: int, address: str):
         self.connection = Connection(host, port)
+        self.host, self.port = host, port
         self.origin = f"https://{host}:{port}"
         self.address = address
         self.cookies: dict[str, str] = {}
@@ -248,18 +254,50 @@ class Voter:
                 raise RuntimeError(f"battle: {status} {content[:200]!r}")
             self.tokens.append(json.loads(content)["token"])
 
-    async def vote_all(
-        self, latencies: list[float], statuses: list[int], rng, keep_alive: bool
-    ) -> None:
-        headers = {"Content-Type": "application/x-www-form-urlencoded"}
-        if not keep_alive:  # a person votes every few seconds, past the server's keep-alive
-            headers["Connection"] = "close"
-        for token in self.tokens:
-            body = f"outcome={OUTCOMES[int(rng.integers(4))]}".encode()
-            started = time.perf_counter()
-            status, _ = await self.call("POST", f"/arena/battles/{token}/vote", body, **headers)
-            latencies.append(time.perf_counter() - started)
-            statuses.append(status)
+    async def vote(self, token: str, outcome: str) -> tuple[int, float]:
+        """Vote on a new connection, as a person voting every few seconds (past any keep-alive)
+        behind a reverse proxy does. Returns (status, seconds)."""
+        body = f"outcome={outcome}".encode()
+        headers = self.headers(**{"Content-Type": FORM, "Content-Length": str(len(body))})
+        lines = [f"POST /arena/battles/{token}/vote HTTP/1.1", f"Host: {self.host}:{self.port}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()] + ["Connection: close", "", ""]
+        message = "\r\n".join(lines).encode() + body
+        loop = asyncio.get_running_loop()
+        answered = loop.create_future()
+        started = time.perf_counter()
+        await loop.create_connection(lambda: OneShot(message, answered), self.host, self.port)
+        status = await answered
+        return status, time.perf_counter() - started
+
+
+class OneShot(asyncio.Protocol):
+    """Send one request, read the response (Content-Length), close, resolve `answered` with the
+    status. A protocol rather than streams: a vote is a whole connection, and the client's CPU
+    counts against the server on this machine."""
+
+    def __init__(self, message: bytes, answered: asyncio.Future):
+        self.message, self.answered, self.received = message, answered, bytearray()
+        self.transport = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        transport.write(self.message)
+
+    def data_received(self, data: bytes) -> None:
+        self.received += data
+        head_end = self.received.find(b"\r\n\r\n")
+        if head_end < 0:
+            return
+        length = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", self.received[:head_end])
+        if length is None:
+            raise RuntimeError(f"response without Content-Length: {bytes(self.received[:200])!r}")
+        if len(self.received) >= head_end + 4 + int(length.group(1)):
+            self.answered.set_result(int(self.received[9:12]))
+            self.transport.close()
+
+    def connection_lost(self, exc) -> None:
+        if not self.answered.done():
+            self.answered.set_exception(exc or ConnectionError("closed before a whole response"))
 
 
 async def read_leaderboard(
@@ -309,54 +347,123 @@ def processes(*, session: int | None = None, name: str | None = None) -> list[in
     return found
 
 
-async def drive(
-    host: str,
-    port: int,
-    voters: int,
-    battles_per_voter: int,
-    board_rate: float,
-    server_pid: int,
-    keep_alive: bool,
-) -> dict:
+@dataclass
+class Phase:
+    """One measured stretch of voting: what was sent, how long it took, what it cost."""
+
+    name: str
+    seconds: float = 0.0
+    statuses: list[int] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    board: list[float] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    def record(self, result: tuple[int, float]) -> None:
+        self.statuses.append(result[0])
+        self.latencies.append(result[1])
+
+    def report(self) -> None:
+        n = max(len(self.statuses), 1)
+        lat, board = np.array(self.latencies) * 1000, np.array(self.board) * 1000
+        print(
+            f"{self.name}: {len(self.statuses)} votes in {self.seconds:.1f} s = "
+            f"{len(self.statuses) / self.seconds:.0f} votes/s; vote latency "
+            f"p50 {np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms; "
+            f"leaderboard page ({len(board)} loads) p50 {np.percentile(board, 50):.1f} ms, "
+            f"p95 {np.percentile(board, 95):.1f} ms"
+        )
+        print(
+            "  CPU per vote (ms): "
+            + ", ".join(f"{k} {1000 * v / n:.2f}" for k, v in self.cpu.items())
+            + f"; cores busy {sum(self.cpu.values()) / self.seconds:.2f}"
+        )
+
+
+class Meter:
+    """CPU seconds of the client, gunicorn, PostgreSQL and Redis over a phase."""
+
+    def __init__(self, server_pid: int):
+        self.server_pid = server_pid
+
+    def groups(self) -> dict[str, list[int]]:
+        return {
+            "client": [os.getpid()],
+            "gunicorn": processes(session=self.server_pid),
+            "postgres": processes(name="postgres"),
+            "redis": processes(name="redis-server"),
+        }
+
+    async def measure(self, phase: Phase, host: str, port: int, board_rate: float, work) -> None:
+        groups = self.groups()
+        before = {k: cpu_seconds(pids) for k, pids in groups.items()}
+        stop = asyncio.Event()
+        reader = asyncio.create_task(read_leaderboard(host, port, board_rate, stop, phase.board))
+        started = time.perf_counter()
+        await work
+        phase.seconds = time.perf_counter() - started
+        phase.cpu = {k: cpu_seconds(pids) - before[k] for k, pids in groups.items()}
+        stop.set()
+        await reader
+
+
+async def closed_loop(crowd: list[Voter], phase: Phase, rng) -> None:
+    """Every voter votes on its battles one after another, as fast as the server answers."""
+
+    async def run(voter: Voter) -> None:
+        while voter.tokens:
+            token = voter.tokens.pop()
+            phase.record(await voter.vote(token, OUTCOMES[int(rng.integers(4))]))
+
+    await asyncio.gather(*(run(v) for v in crowd))
+
+
+async def open_loop(crowd: list[Voter], phase: Phase, rate: float, rng) -> None:
+    """Votes arrive at `rate` per second whatever the latency (many people, each voting now and
+    then): the offered load the leaderboard latency target is stated for."""
+    work = [(v, t) for v in crowd for t in v.tokens]
+    rng.shuffle(work)
+    pending = []
+    started = time.perf_counter()
+    for k, (voter, token) in enumerate(work):
+        delay = started + k / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(voter.vote(token, OUTCOMES[int(rng.integers(4))]))
+        task.add_done_callback(lambda done: phase.record(done.result()))
+        pending.append(task)
+    await asyncio.gather(*pending)
+    for voter in crowd:
+        voter.tokens.clear()
+
+
+async def drive(args, host: str, port: int, server_pid: int) -> list[Phase]:
     crowd = [
-        Voter(host, port, f"10.{k // 65536}.{k // 256 % 256}.{k % 256}") for k in range(voters)
+        Voter(host, port, f"10.{k // 65536}.{k // 256 % 256}.{k % 256}") for k in range(args.voters)
     ]
     await asyncio.gather(*(v.start() for v in crowd))
+    meter, rng = Meter(server_pid), np.random.default_rng(0)
+
     started = time.perf_counter()
-    await asyncio.gather(*(v.fetch_battles(battles_per_voter) for v in crowd))
-    battle_seconds = time.perf_counter() - started
-    latencies: list[float] = []
-    statuses: list[int] = []
-    board: list[float] = []
-    stop = asyncio.Event()
-    rngs = [np.random.default_rng(k) for k in range(voters)]
-    groups = {
-        "client": [os.getpid()],
-        "gunicorn": processes(session=server_pid),
-        "postgres": processes(name="postgres"),
-        "redis": processes(name="redis-server"),
-    }
-    cpu_before = {k: cpu_seconds(pids) for k, pids in groups.items()}
-    reader = asyncio.create_task(read_leaderboard(host, port, board_rate, stop, board))
-    started = time.perf_counter()
-    await asyncio.gather(
-        *(v.vote_all(latencies, statuses, r, keep_alive) for v, r in zip(crowd, rngs, strict=True))
+    await asyncio.gather(*(v.fetch_battles(args.battles_per_voter) for v in crowd))
+    elapsed = time.perf_counter() - started
+    n = args.voters * args.battles_per_voter
+    print(f"battles served: {n} in {elapsed:.1f} s ({n / elapsed:.0f} battles/s)", flush=True)
+    saturation = Phase(f"saturation ({args.voters} voters, closed loop)")
+    await meter.measure(
+        saturation, host, port, args.leaderboard_rate, closed_loop(crowd, saturation, rng)
     )
-    vote_seconds = time.perf_counter() - started
-    cpu = {k: cpu_seconds(pids) - cpu_before[k] for k, pids in groups.items()}
-    stop.set()
-    await reader
+    saturation.report()
+
+    per_voter = math.ceil(args.rate * args.seconds / args.voters)
+    await asyncio.gather(*(v.fetch_battles(per_voter) for v in crowd))
+    offered = Phase(f"offered load ({args.rate:.0f} votes/s, open loop)")
+    await meter.measure(
+        offered, host, port, args.leaderboard_rate, open_loop(crowd, offered, args.rate, rng)
+    )
+    offered.report()
     for voter in crowd:
         voter.connection.close()
-    return {
-        "battles": voters * battles_per_voter,
-        "battle_seconds": battle_seconds,
-        "vote_seconds": vote_seconds,
-        "latencies": np.array(latencies),
-        "statuses": statuses,
-        "board": np.array(board),
-        "cpu": cpu,
-    }
+    return [saturation, offered]
 
 
 def main() -> None:
@@ -373,16 +480,15 @@ def main() -> None:
         help="shared cache (sessions, leaderboard pages); '' for per-process memory",
     )
     parser.add_argument("--voters", type=int, default=64)
-    parser.add_argument("--battles-per-voter", type=int, default=60)
+    parser.add_argument(
+        "--battles-per-voter", type=int, default=40, help="votes per voter when saturating"
+    )
+    parser.add_argument("--rate", type=float, default=1000.0, help="offered votes per second")
+    parser.add_argument("--seconds", type=float, default=6.0, help="length of the offered load")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class")
     parser.add_argument("--worker-connections", type=int, default=0, help="0: = threads")
-    parser.add_argument(
-        "--keep-alive",
-        action="store_true",
-        help="each voter sends all its votes on one connection (default: a new one per vote)",
-    )
     parser.add_argument(
         "--leaderboard-rate", type=float, default=20.0, help="leaderboard loads per second"
     )
@@ -454,51 +560,22 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.2)
-        result = asyncio.run(
-            drive(
-                "127.0.0.1",
-                port,
-                args.voters,
-                args.battles_per_voter,
-                args.leaderboard_rate,
-                server.pid,
-                args.keep_alive,
-            )
+        print(
+            f"gunicorn {args.workers} workers x {args.threads} threads, {args.voters} voters, "
+            f"{os.cpu_count()} CPU cores shared by server, database, cache and client",
+            flush=True,
         )
+        # uvloop: the client shares the cores with the server, so its event loop should be lean.
+        phases = uvloop.run(drive(args, "127.0.0.1", port, server.pid))
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
 
     from arena.models import Vote
 
-    statuses = result["statuses"]
+    statuses = [status for phase in phases for status in phase.statuses]
     accepted = sum(1 for s in statuses if s == 201)
     stored = Vote.objects.exclude(ip_hash="seed").count()
-    lat, board = result["latencies"] * 1000, result["board"] * 1000
-    print(
-        f"gunicorn {args.workers} workers x {args.threads} threads, {args.voters} voters, "
-        f"{os.cpu_count()} CPU cores shared by server, database and client"
-    )
-    print(
-        f"battles served: {result['battles']} in {result['battle_seconds']:.1f} s "
-        f"({result['battles'] / result['battle_seconds']:.0f} battles/s)"
-    )
-    print(
-        f"votes: {len(statuses)} sent in {result['vote_seconds']:.1f} s = "
-        f"{len(statuses) / result['vote_seconds']:.0f} votes/s sustained; "
-        f"latency p50 {np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms"
-    )
-    print(
-        f"leaderboard page under that load: {len(board)} loads, "
-        f"p50 {np.percentile(board, 50):.1f} ms, p95 {np.percentile(board, 95):.1f} ms"
-    )
-    cpu = result["cpu"]
-    n = max(len(statuses), 1)
-    print(
-        "CPU per vote (ms, during the vote phase): "
-        + ", ".join(f"{k} {1000 * v / n:.2f}" for k, v in cpu.items())
-        + f"; cores busy {sum(cpu.values()) / result['vote_seconds']:.2f}"
-    )
     others = sorted({s for s in statuses if s != 201})
     print(
         f"accepted (201): {accepted}; other statuses: {others or 'none'}; stored votes: {stored}; "
