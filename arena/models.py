@@ -135,3 +135,19 @@ class RatingSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task}/{self.category or 'all'}/{self.rater_kind} @ {self.computed_at:%Y-%m-%d %H:%M}"
+
+
+class RateCounter(models.Model):
+    """Hits of one rate-limit key (``votes:rater:17``) in its current and previous minute.
+
+    One row per key, advanced in place by a single upsert (arena.rate_limits), so counting is
+    exact across every web process and needs no cleanup of old windows.
+    """
+
+    key = models.CharField(max_length=100, primary_key=True)
+    minute = models.BigIntegerField()  # minutes since the Unix epoch
+    hits = models.PositiveIntegerField()
+    previous = models.PositiveIntegerField()  # hits in minute - 1
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.hits} (+{self.previous} before) at minute {self.minute}"

@@ -96,9 +96,9 @@ def anonymised_rater_id(rater_id: int) -> str:
 # --- battles -------------------------------------------------------------------------------
 
 
-def check_rate_limits(*, action: str, rater_id: int, ip_hash: str, now: datetime) -> None:
-    """Count this `action` ("votes" or "battles") for the rater and the address; raise 429 when
-    either is over its per-minute setting. Every attempt counts, refused or not."""
+def rate_limits_for(*, action: str, rater_id: int, ip_hash: str) -> list[rate_limits.Limit]:
+    """The active per-minute limits of `action` ("votes" or "battles"): rater first, then address
+    (always this order, so concurrent counters never lock each other's rows in a cycle)."""
     per_rater, per_ip = {
         "votes": (
             settings.ARENA_VOTES_PER_MINUTE_PER_RATER,
@@ -112,16 +112,27 @@ def check_rate_limits(*, action: str, rater_id: int, ip_hash: str, now: datetime
     limits = [rate_limits.Limit(f"{action}:rater:{rater_id}", per_rater)]
     if ip_hash:
         limits.append(rate_limits.Limit(f"{action}:ip:{ip_hash}", per_ip))
+    return [limit for limit in limits if limit.per_minute > 0]
+
+
+def rate_refusal(limit: rate_limits.Limit) -> ArenaRefusal:
+    action, who = limit.key.split(":", 1)[0], "rater" if ":rater:" in limit.key else "address"
+    return ArenaRefusal(
+        429,
+        "rate_limited",
+        f"Too many {action} from this {'network address' if who == 'address' else who}: "
+        f"at most {limit.per_minute} per minute. Please wait a minute and try again.",
+        retry_after=60,
+    )
+
+
+def check_rate_limits(*, action: str, rater_id: int, ip_hash: str, now: datetime) -> None:
+    """Count this `action` for the rater and the address; raise 429 when either is over its
+    per-minute setting. Every attempt counts, refused or not."""
+    limits = rate_limits_for(action=action, rater_id=rater_id, ip_hash=ip_hash)
     exceeded = rate_limits.first_exceeded(limits, now=now.timestamp())
     if exceeded is not None:
-        who = "rater" if ":rater:" in exceeded.key else "network address"
-        raise ArenaRefusal(
-            429,
-            "rate_limited",
-            f"Too many {action} from this {who}: at most {exceeded.per_minute} per minute. "
-            "Please wait a minute and try again.",
-            retry_after=60,
-        )
+        raise rate_refusal(exceeded)
 
 
 def battle_create(
@@ -200,17 +211,21 @@ class CastVote:
 
 
 @memoize
-def _vote_insert_sql(vendor: str) -> str:
+def _vote_insert_sql(vendor: str, n_limits: int) -> str:
     """One INSERT .. SELECT that writes the vote only if the battle's rules hold: the token, the
     rater it was served to, not expired, looked at long enough; the unique battle_id makes a
     second vote a no-op (ON CONFLICT). It returns what the reveal shows.
 
-    On PostgreSQL the model names come back in the same statement (a data-modifying CTE);
-    SQLite has no such CTE, so there they are read by a second statement.
+    On PostgreSQL the statement also counts the vote against its `n_limits` rate limits (the
+    rate_limits upsert as a CTE) and inserts only if none is exceeded, and brings back the
+    model names: one round trip, always one row (refused limit key, vote columns or NULLs).
+    SQLite has no data-modifying CTE, so there the counting and the names are statements of
+    their own.
     """
     vote, battle = Vote._meta.db_table, Battle._meta.db_table
     prompt, sample = Prompt._meta.db_table, Sample._meta.db_table
     version, models = ModelVersion._meta.db_table, GenerativeModel._meta.db_table
+    postgres = vendor == "postgresql"
     insert = (
         f"INSERT INTO {vote} (battle_id, rater_id, rater_kind, outcome, task, category,"
         " model_a_id, model_b_id, ip_hash, created_at)"
@@ -221,36 +236,60 @@ def _vote_insert_sql(vendor: str) -> str:
         f" JOIN {sample} sb ON sb.id = b.sample_b_id JOIN {version} vb ON vb.id = sb.version_id"
         " WHERE b.token = %(token)s AND b.served_to_id = %(rater)s"
         " AND b.expires_at > %(now)s AND b.served_at <= %(viewed_since)s"
-        " ON CONFLICT (battle_id) DO NOTHING"
+        + (" AND NOT EXISTS (SELECT 1 FROM refused)" if postgres and n_limits else "")
+        + " ON CONFLICT (battle_id) DO NOTHING"
         " RETURNING id, task, category, model_a_id, model_b_id"
     )
-    if vendor != "postgresql":
+    if not postgres:
         return insert
+    ctes, refused = [], "NULL"
+    if n_limits:
+        per_key = " ".join(
+            f"WHEN %(key_{k})s::varchar THEN %(limit_{k})s::int" for k in range(n_limits)
+        )
+        ctes = [
+            f"counted AS ({rate_limits.count_sql(n_limits, named=True)})",
+            "refused AS (SELECT key FROM counted WHERE"
+            f" previous * %(carry)s::float8 + hits > CASE key {per_key} END LIMIT 1)",
+        ]
+        refused = "(SELECT key FROM refused)"
     return (
-        f"WITH cast_vote AS ({insert}) SELECT v.id, v.task, v.category,"
+        f"WITH {', '.join([*ctes, f'cast_vote AS ({insert})'])}"
+        f" SELECT {refused}, v.id, v.task, v.category,"
         " a.slug, a.display_name, b.slug, b.display_name"
-        f" FROM cast_vote v JOIN {models} a ON a.id = v.model_a_id"
-        f" JOIN {models} b ON b.id = v.model_b_id"
+        " FROM (SELECT 1) AS one LEFT JOIN cast_vote v ON TRUE"
+        f" LEFT JOIN {models} a ON a.id = v.model_a_id"
+        f" LEFT JOIN {models} b ON b.id = v.model_b_id"
     )
 
 
-def _insert_vote(params: dict) -> tuple | None:
-    """Run the conditional INSERT: (id, task, category, slug_a, name_a, slug_b, name_b) or None.
+def _insert_vote(params: dict, limits: list[rate_limits.Limit], now: datetime) -> tuple | None:
+    """Count the vote against `limits` and run the conditional INSERT; raise 429 past a limit.
 
-    On PostgreSQL it is bound server-side and prepared once per connection: planning its joins
-    costs more than running them.
+    Returns (id, task, category, slug_a, name_a, slug_b, name_b), or None when the battle's
+    rules refused it. On PostgreSQL it is one statement, bound server-side and prepared once
+    per connection: planning its joins costs more than running them.
     """
-    sql = _vote_insert_sql(connection.vendor)
     if connection.vendor == "postgresql":
         import psycopg
 
+        minute, carry = rate_limits.minute_and_carry(now.timestamp())
+        params = {**params, "minute": minute, "carry": carry}
+        for k, limit in enumerate(limits):
+            params |= {f"key_{k}": limit.key, f"limit_{k}": limit.per_minute}
         connection.ensure_connection()
         with psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(sql, params, prepare=True)
-            return cursor.fetchone()
+            cursor.execute(_vote_insert_sql(connection.vendor, len(limits)), params, prepare=True)
+            refused_key, *row = cursor.fetchone()
+        if refused_key is not None:
+            raise rate_refusal(next(limit for limit in limits if limit.key == refused_key))
+        return None if row[0] is None else tuple(row)
+    exceeded = rate_limits.first_exceeded(limits, now=now.timestamp())
+    if exceeded is not None:
+        raise rate_refusal(exceeded)
     models = GenerativeModel._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_vote_insert_sql(connection.vendor, 0), params)
         row = cursor.fetchone()
         if row is None:
             return None
@@ -267,12 +306,12 @@ def vote_create(
     *, token: str, rater_id: int | None, outcome: str, ip_hash: str, now: datetime | None = None
 ) -> CastVote:
     """Record the verdict of rater `rater_id` on the battle with `token`; the only way a human
-    vote is written. The accepted path is one round trip to the rate counters and one
-    conditional INSERT that carries every rule of the battle.
+    vote is written. On PostgreSQL the accepted path is one statement: it counts the vote
+    against the rate limits and inserts it only if every rule holds.
 
     Refusals (ArenaRefusal, no vote written): 400 bad outcome, 429 past the per-rater or
-    per-IP vote rate, 404 unknown battle, 403 battle served to someone else, 409 already voted,
-    410 expired, 425 before the minimum viewing time.
+    per-IP vote rate (every attempt counts), 404 unknown battle, 403 battle served to someone
+    else, 409 already voted, 410 expired, 425 before the minimum viewing time.
     """
     if outcome not in Outcome.values:
         allowed = ", ".join(Outcome.values)
@@ -282,7 +321,6 @@ def vote_create(
     now = now or timezone.now()
     if rater_id is None:
         _explain_refused_vote(token=token, rater_id=None, now=now)
-    check_rate_limits(action="votes", rater_id=rater_id, ip_hash=ip_hash, now=now)
     adapt = connection.ops.adapt_datetimefield_value
     row = _insert_vote(
         {
@@ -293,7 +331,9 @@ def vote_create(
             "ip_hash": ip_hash,
             "now": adapt(now),
             "viewed_since": adapt(now - timedelta(seconds=settings.ARENA_MIN_VIEW_SECONDS)),
-        }
+        },
+        rate_limits_for(action="votes", rater_id=rater_id, ip_hash=ip_hash),
+        now,
     )
     if row is None:
         _explain_refused_vote(token=token, rater_id=rater_id, now=now)
