@@ -1,19 +1,25 @@
 """Concurrent voters over HTTP against gunicorn + PostgreSQL: votes/s, latency, no vote lost.
 
-    .venv/bin/python benchmarks/votes.py [--voters 64] [--battles-per-voter 20] [--workers 4]
+    .venv/bin/python benchmarks/votes.py [--voters 64] [--rate 1000] [--workers 4 --threads 4]
 
-Needs a PostgreSQL server (``--database-url``, default
-postgres://postgres@127.0.0.1:5432/arena_bench; the database is created and migrated if
-missing, and its arena tables are emptied first). The script seeds a small arena (8 public
-models x 16 prompts), collects static files and starts gunicorn in production mode (DEBUG off,
-behind a simulated TLS proxy: X-Forwarded-Proto), with the minimum viewing time at 0 and the
-rate limits lifted so that the voters' speed is what is measured. Then:
+Needs PostgreSQL (``--database-url``, default postgres://postgres@127.0.0.1:5432/arena_bench;
+created and migrated if missing, arena tables emptied first) and Redis for the shared cache
+(``--cache-url``, default redis://127.0.0.1:6379/3; '' for per-process memory). It seeds a small
+arena (8 public models x 16 prompts), collects static files and starts gunicorn with the
+production settings (config/gunicorn.conf.py, DEBUG off, behind a simulated TLS proxy that adds
+X-Forwarded-Proto and X-Forwarded-For, so every voter has its own address). The minimum viewing
+time is 0; the rate limits stay on (their counting is part of every vote) but high enough that
+these fast voters never reach them. Every vote is its own connection, as behind a reverse proxy.
 
-1. every voter (its own session, so its own rater) fetches its battles through the JSON API;
-2. all voters vote on all their battles at once, while one reader keeps loading the
-   leaderboard page;
-3. it prints sustained votes/s, vote latency p50/p99, leaderboard latency p50/p95, and checks
-   that the number of stored votes equals the number of accepted (201) responses.
+1. every voter (its own cookies, so its own rater) fetches its battles through the JSON API;
+2. saturation: all voters vote as fast as the server answers (closed loop): the most votes/s;
+3. offered load: votes arrive at ``--rate`` per second whatever the latency (open loop), the
+   load the leaderboard target is stated for;
+4. during both, a reader loads the leaderboard page ``--leaderboard-rate`` times a second.
+
+Prints votes/s, vote latency p50/p99, leaderboard latency p50/p95 and the CPU each process
+group spent per vote (client, gunicorn, PostgreSQL, Redis: they share the machine's cores), and
+checks that the number of stored votes equals the number of accepted (201) responses.
 """
 
 from __future__ import annotations
@@ -481,14 +487,12 @@ def main() -> None:
     )
     parser.add_argument("--voters", type=int, default=64)
     parser.add_argument(
-        "--battles-per-voter", type=int, default=40, help="votes per voter when saturating"
+        "--battles-per-voter", type=int, default=60, help="votes per voter when saturating"
     )
     parser.add_argument("--rate", type=float, default=1000.0, help="offered votes per second")
     parser.add_argument("--seconds", type=float, default=6.0, help="length of the offered load")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
-    parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class")
-    parser.add_argument("--worker-connections", type=int, default=0, help="0: = threads")
     parser.add_argument(
         "--leaderboard-rate", type=float, default=20.0, help="leaderboard loads per second"
     )
@@ -536,15 +540,15 @@ def main() -> None:
             "-m",
             "gunicorn",
             "config.wsgi",
-            "-w",
+            "--config",
+            str(ROOT / "config" / "gunicorn.conf.py"),  # the production settings
+            "--workers",
             str(args.workers),
-            "-k",
-            args.worker_class,
             "--threads",
             str(args.threads),
             "--worker-connections",
-            str(args.worker_connections or args.threads),
-            "-b",
+            str(args.threads),
+            "--bind",
             f"127.0.0.1:{port}",
             "--log-level",
             "warning",

@@ -1,0 +1,18 @@
+"""gunicorn settings for production: ``gunicorn -c config/gunicorn.conf.py config.wsgi``.
+
+gthread workers that take a connection only when one of their threads is free
+(worker_connections = threads, no keep-alive): behind a reverse proxy every request arrives on a
+connection of its own, and the kernel hands it to an idle worker instead of queueing it behind
+a busy worker's threads. Measured in benchmarks/votes.py (README, "Benchmarks").
+"""
+
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+worker_class = "gthread"
+worker_connections = threads
+keepalive = 0
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None  # "-" for stdout
