@@ -6,7 +6,9 @@ import csv
 import io
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from arena.models import RatingSnapshot
 from arena.rating_snapshots import refresh_rating_snapshots
@@ -197,3 +199,39 @@ def test_a_model_that_never_lost_is_explained_in_words_not_codes(settings, tmp_p
     assert "only wins or only losses so far" in html
     assert '<p class="notice">infinite_mle</p>' not in html
     assert "infinite_mle" in Client().get("/leaderboard/text-to-image.json").content.decode()
+
+
+def test_anonymous_leaderboards_are_cached_and_never_stale(board, django_assert_num_queries):
+    url = "/leaderboard/text-to-image/"
+    first = Client().get(url).content
+    with django_assert_num_queries(1):  # the fingerprint only: page served from the cache
+        assert Client().get(url).content == first
+    # A model made private disappears at once for anonymous visitors (no leak from the cache).
+    private = board.models[2]
+    private.visibility = "private"
+    private.save()
+    assert private.display_name not in Client().get(url).content.decode()
+    assert private.slug not in Client().get("/leaderboard/text-to-image.json").content.decode()
+    owner = Client()
+    owner.force_login(private.owner)
+    assert private.display_name in owner.get(url).content.decode()  # never the anonymous copy
+    # A new snapshot and a changed metric show up on the next load.
+    private.visibility = "public"
+    private.save()
+    cast_votes(board, 5)
+    refresh_rating_snapshots(task="text-to-image")
+    newest = RatingSnapshot.objects.filter(category="").latest("computed_at")
+    page = Client().get(url).content.decode()
+    assert newest.computed_at.strftime("%Y-%m-%d %H:%M:%S") in page
+    fid = MetricResult.objects.get(metric="fid", status="ok")
+    fid.value = 99.25
+    fid.save()
+    assert "99.2" in Client().get(url).content.decode()
+
+
+def test_leaderboard_cache_can_be_switched_off(board, settings):
+    settings.ARENA_LEADERBOARD_CACHE_SECONDS = 0
+    Client().get("/leaderboard/text-to-image/")
+    with CaptureQueriesContext(connection) as captured:
+        assert Client().get("/leaderboard/text-to-image/").status_code == 200
+    assert len(captured) > 1  # rendered again, not served from the cache

@@ -48,6 +48,23 @@ def test_unknown_database_scheme_fails_naming_the_variable():
     assert "DATABASE_URL" in result.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CACHE_URL", "memcached://127.0.0.1:11211"),
+        ("DATABASE_PREPARE_THRESHOLD", "sometimes"),
+        ("DATABASE_HEALTH_CHECKS", "maybe"),
+    ],
+)
+def test_bad_cache_and_database_options_name_the_variable(variable, value):
+    overrides = {variable: value, "DEBUG": "1"}
+    if variable == "DATABASE_PREPARE_THRESHOLD":
+        overrides["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/test"
+    result = run_manage("check", env_overrides=overrides)
+    assert result.returncode != 0
+    assert f"configuration error: {variable}:" in result.stderr.strip().splitlines()[-1]
+
+
 def test_missing_secret_key_in_production_fails_with_one_line():
     result = run_manage("check", env_overrides={"SECRET_KEY": None, "DEBUG": "0"})
     assert result.returncode != 0
