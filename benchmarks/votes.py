@@ -577,6 +577,16 @@ def main() -> None:
 
     from arena.models import Vote
 
+    saturation, offered = phases
+    most = len(saturation.statuses) / saturation.seconds
+    achieved = len(offered.statuses) / offered.seconds
+    board_p95 = float(np.percentile(np.array(offered.board) * 1000, 95))
+    print(
+        f"targets: sustained >= 1000 votes/s: {most:.0f} ({most / 1000:.2f}x, "
+        f"{'met' if most >= 1000 else 'NOT met'}); leaderboard p95 <= 30 ms while "
+        f"{achieved:.0f} votes/s arrive: {board_p95:.1f} ms "
+        f"({'met' if board_p95 <= 30 and achieved >= 0.98 * args.rate else 'NOT met'})"
+    )
     statuses = [status for phase in phases for status in phase.statuses]
     accepted = sum(1 for s in statuses if s == 201)
     stored = Vote.objects.exclude(ip_hash="seed").count()
