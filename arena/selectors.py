@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import caches
 from django.db import connection
 from django.db.models import Count, Q, QuerySet
 
@@ -93,17 +93,31 @@ def eligible_samples(*, task: str) -> QuerySet[Sample]:
     )
 
 
-def arena_pool(*, task: str) -> dict[int, dict[int, list[int]]]:
-    """prompt id -> model id -> sample ids of the model's newest eligible version for that prompt.
-
-    Cached per process for ARENA_POOL_CACHE_SECONDS (the pool changes when versions are approved).
-    """
-    key = f"arena:pool:{task}"
+def _per_process(key: str, build):
+    """`build()`, kept in this process's memory for ARENA_POOL_CACHE_SECONDS: the arena pool and
+    sampler state are read on every battle, so a shared-cache round trip would cost more than
+    the staleness it saves."""
     ttl = settings.ARENA_POOL_CACHE_SECONDS
-    if ttl > 0:
-        cached = cache.get(key)
-        if cached is not None:
-            return cached
+    if ttl <= 0:
+        return build()
+    local = caches["local"]
+    value = local.get(key)
+    if value is None:
+        value = build()
+        local.set(key, value, ttl)
+    return value
+
+
+def arena_pool(*, task: str) -> tuple[dict[int, dict[int, list[int]]], dict[int, Prompt]]:
+    """(pool, prompts): prompt id -> model id -> sample ids of the model's newest eligible
+    version for that prompt, and those prompts by id.
+
+    Cached per process (the pool changes when versions are approved).
+    """
+    return _per_process(f"arena:pool:{task}", lambda: _build_arena_pool(task))
+
+
+def _build_arena_pool(task: str) -> tuple[dict[int, dict[int, list[int]]], dict[int, Prompt]]:
     rows = eligible_samples(task=task).values_list(
         "id", "prompt_id", "version_id", "version__model_id", "version__created_at"
     )
@@ -115,10 +129,8 @@ def arena_pool(*, task: str) -> dict[int, dict[int, list[int]]]:
     for sample_id, prompt_id, version_id, model_id, _ in rows:
         if newest[model_id][1] == version_id:
             pool[prompt_id][model_id].append(sample_id)
-    result = {p: {m: sorted(s) for m, s in ms.items()} for p, ms in pool.items() if len(ms) >= 2}
-    if ttl > 0:
-        cache.set(key, result, ttl)
-    return result
+    shared = {p: {m: sorted(s) for m, s in ms.items()} for p, ms in pool.items() if len(ms) >= 2}
+    return shared, Prompt.objects.in_bulk(list(shared))
 
 
 def latest_snapshot(*, task: str, category: str = "", rater_kind: str = RaterKind.HUMAN):
@@ -149,12 +161,10 @@ def sampler_state(*, task: str) -> SamplerState:
     (the Bradley–Terry Fisher information plus the sampler's prior), so that the sampler sees how
     uncertain each *difference* is, not only each rating.
     """
-    key = f"arena:sampler:{task}"
-    ttl = settings.ARENA_POOL_CACHE_SECONDS
-    if ttl > 0:
-        cached = cache.get(key)
-        if cached is not None:
-            return cached
+    return _per_process(f"arena:sampler:{task}", lambda: _build_sampler_state(task))
+
+
+def _build_sampler_state(task: str) -> SamplerState:
     snapshot = latest_snapshot(task=task)
     if snapshot is None or not snapshot.rows:
         return SamplerState(states={})
@@ -172,10 +182,7 @@ def sampler_state(*, task: str) -> SamplerState:
         if row["model"] in ids
     }
     order, covariance = _laplace_covariance(snapshot, ids, states)
-    result = SamplerState(states=states, covariance=covariance, order=order)
-    if ttl > 0:
-        cache.set(key, result, ttl)
-    return result
+    return SamplerState(states=states, covariance=covariance, order=order)
 
 
 def _laplace_covariance(snapshot, ids: dict[str, int], states: dict[int, ModelState]):

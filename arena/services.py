@@ -1,8 +1,9 @@
 """Writes of the arena: raters, battles, votes. Every integrity rule of a vote lives here.
 
 A refused request raises ArenaRefusal (an HTTP status, a machine code and a sentence for the
-rater) before anything is written; the vote itself is one INSERT inside a transaction that holds
-a lock on the battle and on the rater, so a refused or concurrent vote changes nothing.
+rater) and writes no vote or battle (only its rate counters count the attempt). A vote is one
+conditional INSERT whose WHERE clause carries the battle's rules and whose unique battle_id makes
+a concurrent second vote a no-op; on PostgreSQL the same statement counts the rate limits.
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ def battle_create(
         raise ArenaRefusal(404, "unknown_task", f"Unknown task {task!r}.")
     now = timezone.now()
     check_rate_limits(action="battles", rater_id=rater.pk, ip_hash=ip_hash, now=now)
-    pool = selectors.arena_pool(task=task)
+    pool, prompts = selectors.arena_pool(task=task)
     state = selectors.sampler_state(task=task)
     rng = rng or np.random.default_rng()
     config = SamplingConfig(
@@ -176,7 +177,7 @@ def battle_create(
     sample_b = samples[choice.model_b][int(rng.integers(len(samples[choice.model_b])))]
     return Battle.objects.create(
         task=task,
-        prompt_id=choice.prompt,
+        prompt=prompts[choice.prompt],
         sample_a_id=sample_a,
         sample_b_id=sample_b,
         served_to=rater,

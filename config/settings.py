@@ -99,7 +99,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # CACHE_URL=redis://... gives every web and worker process one cache: sessions are read from it
 # (written through to the database), and rate-limit debouncing and page caches are shared.
 # Without it each process has its own memory cache and sessions stay in the database.
-CACHES = {"default": cache_from_url("CACHE_URL")}
+CACHES = {
+    "default": cache_from_url("CACHE_URL"),
+    # This process only: small, hot, read-mostly data (the arena pool) where a round trip to a
+    # shared cache would cost more than a few seconds of staleness.
+    "local": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "local"},
+}
 SHARED_CACHE = "locmem" not in CACHES["default"]["BACKEND"]
 SESSION_ENGINE = (
     "django.contrib.sessions.backends.cached_db"
