@@ -268,8 +268,8 @@ def _insert_vote(params: dict, limits: list[rate_limits.Limit], now: datetime) -
     """Count the vote against `limits` and run the conditional INSERT; raise 429 past a limit.
 
     Returns (id, task, category, slug_a, name_a, slug_b, name_b), or None when the battle's
-    rules refused it. On PostgreSQL it is one statement, bound server-side and prepared once
-    per connection: planning its joins costs more than running them.
+    rules refused it. On PostgreSQL it is one statement, bound server-side and prepared per
+    connection: planning its joins costs more than running them.
     """
     if connection.vendor == "postgresql":
         import psycopg
@@ -279,8 +279,12 @@ def _insert_vote(params: dict, limits: list[rate_limits.Limit], now: datetime) -
         for k, limit in enumerate(limits):
             params |= {f"key_{k}": limit.key, f"limit_{k}": limit.per_minute}
         connection.ensure_connection()
-        with psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(_vote_insert_sql(connection.vendor, len(limits)), params, prepare=True)
+        # A server-side binding cursor (psycopg prepares it after DATABASE_PREPARE_THRESHOLD
+        # runs), wrapped like Django's own: database errors, query logging, execute wrappers.
+        raw = psycopg.Cursor(connection.connection)
+        wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
+        with wrap(raw) as cursor:
+            cursor.execute(_vote_insert_sql(connection.vendor, len(limits)), params)
             refused_key, *row = cursor.fetchone()
         if refused_key is not None:
             raise rate_refusal(next(limit for limit in limits if limit.key == refused_key))
