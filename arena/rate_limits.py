@@ -69,6 +69,25 @@ def over(previous: int, hits: int, carry: float, per_minute: int) -> bool:
     return previous * carry + hits > per_minute
 
 
+def exceeded_sql(n_keys: int) -> str:
+    """PostgreSQL: the first key of a `counted` CTE (count_sql, named) that is over its limit,
+    by the formula of `over`. Parameters %(carry)s and, per key, %(key_k)s / %(limit_k)s."""
+    per_key = " ".join(f"WHEN %(key_{k})s::varchar THEN %(limit_{k})s::int" for k in range(n_keys))
+    return (
+        "SELECT key FROM counted WHERE"
+        f" previous * %(carry)s::float8 + hits > CASE key {per_key} END LIMIT 1"
+    )
+
+
+def exceeded_params(limits: Sequence[Limit], *, now: float) -> dict:
+    """The named parameters of count_sql(named=True) and exceeded_sql for `limits` at `now`."""
+    minute, carry = minute_and_carry(now)
+    params: dict = {"minute": minute, "carry": carry}
+    for k, limit in enumerate(limits):
+        params |= {f"key_{k}": limit.key, f"limit_{k}": limit.per_minute}
+    return params
+
+
 def first_exceeded(limits: Sequence[Limit], *, now: float) -> Limit | None:
     """Count one hit on every active limit at `now` (Unix seconds); the first one now over its
     per-minute allowance (this hit included), or None."""

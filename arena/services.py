@@ -116,24 +116,25 @@ def rate_limits_for(*, action: str, rater_id: int, ip_hash: str) -> list[rate_li
     return [limit for limit in limits if limit.per_minute > 0]
 
 
-def rate_refusal(limit: rate_limits.Limit) -> ArenaRefusal:
-    action, who = limit.key.split(":", 1)[0], "rater" if ":rater:" in limit.key else "address"
-    return ArenaRefusal(
-        429,
-        "rate_limited",
-        f"Too many {action} from this {'network address' if who == 'address' else who}: "
-        f"at most {limit.per_minute} per minute. Please wait a minute and try again.",
-        retry_after=60,
-    )
-
-
-def check_rate_limits(*, action: str, rater_id: int, ip_hash: str, now: datetime) -> None:
-    """Count this `action` for the rater and the address; raise 429 when either is over its
-    per-minute setting. Every attempt counts, refused or not."""
-    limits = rate_limits_for(action=action, rater_id=rater_id, ip_hash=ip_hash)
+def check_rate_limits(limits: list[rate_limits.Limit], *, now: datetime) -> None:
+    """Count one attempt on every limit; raise 429 when one is over its per-minute setting.
+    Every attempt counts, refused or not."""
     exceeded = rate_limits.first_exceeded(limits, now=now.timestamp())
     if exceeded is not None:
         raise rate_refusal(exceeded)
+
+
+def rate_refusal(limit: rate_limits.Limit) -> ArenaRefusal:
+    """The 429 for `limit` (a key from rate_limits_for: ``<action>:rater|ip:<id>``)."""
+    action, kind, _ = limit.key.split(":", 2)
+    who = "rater" if kind == "rater" else "network address"
+    return ArenaRefusal(
+        429,
+        "rate_limited",
+        f"Too many {action} from this {who}: at most {limit.per_minute} per minute. "
+        "Please wait a minute and try again.",
+        retry_after=60,
+    )
 
 
 def battle_create(
@@ -147,7 +148,9 @@ def battle_create(
     if not selectors.is_valid_task(task):
         raise ArenaRefusal(404, "unknown_task", f"Unknown task {task!r}.")
     now = timezone.now()
-    check_rate_limits(action="battles", rater_id=rater.pk, ip_hash=ip_hash, now=now)
+    check_rate_limits(
+        rate_limits_for(action="battles", rater_id=rater.pk, ip_hash=ip_hash), now=now
+    )
     pool, prompts = selectors.arena_pool(task=task)
     state = selectors.sampler_state(task=task)
     rng = rng or np.random.default_rng()
@@ -245,13 +248,9 @@ def _vote_insert_sql(vendor: str, n_limits: int) -> str:
         return insert
     ctes, refused = [], "NULL"
     if n_limits:
-        per_key = " ".join(
-            f"WHEN %(key_{k})s::varchar THEN %(limit_{k})s::int" for k in range(n_limits)
-        )
         ctes = [
             f"counted AS ({rate_limits.count_sql(n_limits, named=True)})",
-            "refused AS (SELECT key FROM counted WHERE"
-            f" previous * %(carry)s::float8 + hits > CASE key {per_key} END LIMIT 1)",
+            f"refused AS ({rate_limits.exceeded_sql(n_limits)})",
         ]
         refused = "(SELECT key FROM refused)"
     return (
@@ -274,10 +273,7 @@ def _insert_vote(params: dict, limits: list[rate_limits.Limit], now: datetime) -
     if connection.vendor == "postgresql":
         import psycopg
 
-        minute, carry = rate_limits.minute_and_carry(now.timestamp())
-        params = {**params, "minute": minute, "carry": carry}
-        for k, limit in enumerate(limits):
-            params |= {f"key_{k}": limit.key, f"limit_{k}": limit.per_minute}
+        params = params | rate_limits.exceeded_params(limits, now=now.timestamp())
         connection.ensure_connection()
         # A server-side binding cursor (psycopg prepares it after DATABASE_PREPARE_THRESHOLD
         # runs), wrapped like Django's own: database errors, query logging, execute wrappers.
@@ -289,9 +285,7 @@ def _insert_vote(params: dict, limits: list[rate_limits.Limit], now: datetime) -
         if refused_key is not None:
             raise rate_refusal(next(limit for limit in limits if limit.key == refused_key))
         return None if row[0] is None else tuple(row)
-    exceeded = rate_limits.first_exceeded(limits, now=now.timestamp())
-    if exceeded is not None:
-        raise rate_refusal(exceeded)
+    check_rate_limits(limits, now=now)
     models = GenerativeModel._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(_vote_insert_sql(connection.vendor, 0), params)
