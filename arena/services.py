@@ -18,7 +18,7 @@ from typing import NoReturn
 
 import numpy as np
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
@@ -380,13 +380,19 @@ def _explain_refused_vote(*, token: str, rater_id: int | None, now: datetime) ->
 
 
 def request_rating_refresh(*, task: str) -> bool:
-    """Enqueue a snapshot refresh for `task`, at most once per debounce window per process.
+    """Enqueue a snapshot refresh for `task`, at most once per debounce window (across every
+    process when the cache is shared).
 
-    Returns whether a task was sent. The beat refreshes anyway, so a broker that is down only
-    delays the leaderboard: it is logged, and the vote (already committed) stands.
+    Runs on every vote, so each process asks the shared cache at most once per window: the
+    process-local check is free, a Redis round trip per vote is not. Returns whether a task was
+    sent. The beat refreshes anyway, so a broker that is down only delays the leaderboard: it is
+    logged, and the vote (already committed) stands.
     """
     debounce = settings.ARENA_REFRESH_DEBOUNCE_SECONDS
-    if debounce <= 0 or not cache.add(f"arena:refresh:{task}", 1, timeout=debounce):
+    key = f"arena:refresh:{task}"
+    if debounce <= 0 or not caches["local"].add(key, 1, timeout=debounce):
+        return False
+    if not cache.add(key, 1, timeout=debounce):
         return False
     from config.celery import app
 

@@ -551,7 +551,6 @@ def main() -> None:
         ARENA_BATTLES_PER_MINUTE_PER_RATER="100000",
         ARENA_BATTLES_PER_MINUTE_PER_IP="100000",
         ARENA_TRUSTED_PROXY_HOPS="1",  # each voter has its own address (X-Forwarded-For)
-        ARENA_REFRESH_DEBOUNCE_SECONDS="0",
         LOG_LEVEL="WARNING",
     )
     print(f"seeding {args.database_url} ...", flush=True)
