@@ -260,9 +260,8 @@ def cached_for_anonymous(view):
     @wraps(view)
     def wrapper(request: HttpRequest, task: str) -> HttpResponse:
         ttl = settings.ARENA_LEADERBOARD_CACHE_SECONDS
-        if ttl <= 0 or request.method != "GET" or request.user.is_authenticated:
+        if ttl <= 0 or request.user.is_authenticated:
             return view(request, task)
-        _task_or_404(task)
         parts = (
             view.__name__,
             task,

@@ -153,6 +153,15 @@ def seed(env: dict[str, str], media_root: Path) -> None:
         cursor.execute(f"ANALYZE {', '.join(tables)}")
 
 
+def http_request(method: str, path: str, host: str, headers: dict[str, str], body: bytes) -> bytes:
+    """The bytes of one HTTP/1.1 request (Content-Length on every POST)."""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    if body or method == "POST":
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
 class Connection:
     """One keep-alive HTTP/1.1 connection on asyncio streams.
 
@@ -169,11 +178,7 @@ class Connection:
     async def request(
         self, method: str, path: str, headers: dict[str, str], body: bytes = b""
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
-        lines += [f"{k}: {v}" for k, v in headers.items()]
-        if body or method == "POST":
-            lines.append(f"Content-Length: {len(body)}")
-        message = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+        message = http_request(method, path, f"{self.host}:{self.port}", headers, body)
         reused = self.writer is not None
         if not reused:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
@@ -267,11 +272,13 @@ class Voter:
     async def vote(self, token: str, outcome: str) -> tuple[int, float]:
         """Vote on a new connection, as a person voting every few seconds (past any keep-alive)
         behind a reverse proxy does. Returns (status, seconds)."""
-        body = f"outcome={outcome}".encode()
-        headers = self.headers(**{"Content-Type": FORM, "Content-Length": str(len(body))})
-        lines = [f"POST /arena/battles/{token}/vote HTTP/1.1", f"Host: {self.host}:{self.port}"]
-        lines += [f"{k}: {v}" for k, v in headers.items()] + ["Connection: close", "", ""]
-        message = "\r\n".join(lines).encode() + body
+        message = http_request(
+            "POST",
+            f"/arena/battles/{token}/vote",
+            f"{self.host}:{self.port}",
+            self.headers(**{"Content-Type": FORM, "Connection": "close"}),
+            f"outcome={outcome}".encode(),
+        )
         loop = asyncio.get_running_loop()
         answered = loop.create_future()
         started = time.perf_counter()
