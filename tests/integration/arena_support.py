@@ -19,6 +19,20 @@ from models_registry.models import GenerativeModel, ModelVersion, Task, VersionS
 CATEGORIES = ("animals", "scenes")
 
 
+def configure_arena(settings, tmp_path, **overrides):
+    """Arena settings for a test: media under `tmp_path`, the pool read fresh, no ratings
+    refresh, rate limits out of the way (1,000 a minute); `overrides` (ARENA_* names) on top."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.ARENA_POOL_CACHE_SECONDS = 0
+    settings.ARENA_REFRESH_DEBOUNCE_SECONDS = 0
+    for action in ("VOTES", "BATTLES"):
+        for who in ("RATER", "IP"):
+            setattr(settings, f"ARENA_{action}_PER_MINUTE_PER_{who}", 1000)
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+    return settings
+
+
 def png_bytes(colour: tuple[int, int, int], size: int = 16) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (size, size), colour).save(buffer, format="PNG")

@@ -9,19 +9,14 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from arena.models import Battle, Rater
-from tests.integration.arena_support import add_model, make_arena
+from tests.integration.arena_support import add_model, configure_arena, make_arena
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
 def arena_settings(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.ARENA_POOL_CACHE_SECONDS = 0
-    settings.ARENA_BATTLES_PER_MINUTE_PER_RATER = 1000
-    settings.ARENA_BATTLES_PER_MINUTE_PER_IP = 1000
-    settings.ARENA_REFRESH_DEBOUNCE_SECONDS = 0
-    return settings
+    return configure_arena(settings, tmp_path)
 
 
 def new_battle_json(client: Client, task: str = "text-to-image"):

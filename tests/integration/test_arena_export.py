@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from arena.models import Battle, Vote
-from tests.integration.arena_support import age_battle, make_arena
+from tests.integration.arena_support import age_battle, configure_arena, make_arena
 
 pytestmark = pytest.mark.django_db
 OUTCOMES = ("model_a", "model_b", "tie", "both_bad")
@@ -19,13 +19,7 @@ OUTCOMES = ("model_a", "model_b", "tie", "both_bad")
 
 @pytest.fixture
 def voted(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.ARENA_POOL_CACHE_SECONDS = 0
-    settings.ARENA_VOTES_PER_MINUTE_PER_RATER = 1000
-    settings.ARENA_BATTLES_PER_MINUTE_PER_RATER = 1000
-    settings.ARENA_VOTES_PER_MINUTE_PER_IP = 1000
-    settings.ARENA_BATTLES_PER_MINUTE_PER_IP = 1000
-    settings.ARENA_REFRESH_DEBOUNCE_SECONDS = 0
+    configure_arena(settings, tmp_path)
     arena = make_arena(n_models=3, n_prompts=2)
     clients = [Client(), Client()]
     for k in range(24):

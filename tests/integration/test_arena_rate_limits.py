@@ -10,7 +10,7 @@ from django.test import Client
 
 from arena.models import Battle, RateCounter, Vote
 from arena.rate_limits import Limit, first_exceeded, minute_and_carry, over
-from tests.integration.arena_support import age_battle, make_arena
+from tests.integration.arena_support import age_battle, configure_arena, make_arena
 
 MINUTE = 60.0
 T0 = 1_800_000_000.0  # the start of a minute (divisible by 60)
@@ -61,15 +61,9 @@ def test_limits_of_zero_are_off_and_keys_are_independent():
 
 @pytest.fixture
 def limited(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.ARENA_POOL_CACHE_SECONDS = 0
-    settings.ARENA_MIN_VIEW_SECONDS = 0
-    settings.ARENA_VOTES_PER_MINUTE_PER_RATER = 5
-    settings.ARENA_VOTES_PER_MINUTE_PER_IP = 1000
-    settings.ARENA_BATTLES_PER_MINUTE_PER_RATER = 1000
-    settings.ARENA_BATTLES_PER_MINUTE_PER_IP = 1000
-    settings.ARENA_REFRESH_DEBOUNCE_SECONDS = 0
-    return settings
+    return configure_arena(
+        settings, tmp_path, ARENA_MIN_VIEW_SECONDS=0, ARENA_VOTES_PER_MINUTE_PER_RATER=5
+    )
 
 
 @pytest.mark.django_db(transaction=True)

@@ -12,23 +12,20 @@ from django.utils import timezone
 
 from arena import services
 from arena.models import Battle, Rater, Vote
-from tests.integration.arena_support import age_battle, make_arena
+from tests.integration.arena_support import age_battle, cast_votes, configure_arena, make_arena
 
 OK = 201
 
 
 @pytest.fixture(autouse=True)
 def arena_settings(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.ARENA_POOL_CACHE_SECONDS = 0
-    settings.ARENA_MIN_VIEW_SECONDS = 2.0
-    settings.ARENA_BATTLE_TTL_SECONDS = 600
-    settings.ARENA_VOTES_PER_MINUTE_PER_RATER = 100
-    settings.ARENA_VOTES_PER_MINUTE_PER_IP = 1000
-    settings.ARENA_BATTLES_PER_MINUTE_PER_RATER = 1000
-    settings.ARENA_BATTLES_PER_MINUTE_PER_IP = 1000
-    settings.ARENA_REFRESH_DEBOUNCE_SECONDS = 0
-    return settings
+    return configure_arena(
+        settings,
+        tmp_path,
+        ARENA_MIN_VIEW_SECONDS=2.0,
+        ARENA_BATTLE_TTL_SECONDS=600,
+        ARENA_VOTES_PER_MINUTE_PER_RATER=100,
+    )
 
 
 def serve(client: Client, *, viewed: float = 5.0) -> Battle:
@@ -285,3 +282,17 @@ def test_a_vote_triggers_a_debounced_snapshot_refresh_on_a_real_worker(
     from arena.services import request_rating_refresh
 
     assert request_rating_refresh(task="text-to-image") is False
+
+
+@pytest.mark.django_db
+def test_the_vote_statement_is_prepared_on_postgresql():
+    """Planning the vote's joins costs more than running them: PostgreSQL must reuse a plan."""
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are a PostgreSQL matter")
+    cast_votes(make_arena(), 8)  # past DATABASE_PREPARE_THRESHOLD (5) on this connection
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+            ["%cast_vote%"],
+        )
+        assert cursor.fetchone()[0] == 1

@@ -65,6 +65,17 @@ def test_bad_cache_and_database_options_name_the_variable(variable, value):
     assert f"configuration error: {variable}:" in result.stderr.strip().splitlines()[-1]
 
 
+def test_postgresql_reuses_plans_unless_told_not_to(monkeypatch):
+    from config.env import database_from_url
+
+    url = "postgres://arena@db.internal:5432/arena"
+    monkeypatch.delenv("DATABASE_PREPARE_THRESHOLD", raising=False)
+    assert database_from_url("UNSET_URL", url)["OPTIONS"]["prepare_threshold"] == 5
+    monkeypatch.setenv("DATABASE_PREPARE_THRESHOLD", "off")  # behind an old PgBouncer
+    assert database_from_url("UNSET_URL", url)["OPTIONS"]["prepare_threshold"] is None
+    assert "OPTIONS" not in database_from_url("UNSET_URL", "sqlite:///x.sqlite3")
+
+
 def test_missing_secret_key_in_production_fails_with_one_line():
     result = run_manage("check", env_overrides={"SECRET_KEY": None, "DEBUG": "0"})
     assert result.returncode != 0
