@@ -65,6 +65,13 @@ def ensure_database(url: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def arena_tables() -> list[str]:
+    """The tables a benchmark run writes (Django must be set up)."""
+    from arena.models import Battle, RateCounter, Rater, RatingSnapshot, Vote
+
+    return [m._meta.db_table for m in (Vote, Battle, Rater, RatingSnapshot, RateCounter)]
+
+
 def seed(env: dict[str, str], media_root: Path) -> None:
     """Migrate, empty the arena tables and create 8 approved public models with samples."""
     subprocess.run(
@@ -86,12 +93,12 @@ def seed(env: dict[str, str], media_root: Path) -> None:
     from django.db import connection
     from PIL import Image
 
-    from arena.models import Battle, RateCounter, Rater, RatingSnapshot, Vote
+    from arena.models import Battle
     from evaluation.models import Prompt, PromptSet, Sample
     from models_registry.models import GenerativeModel, ModelVersion
 
     # TRUNCATE, not DELETE: every run starts from tables without the dead rows of the last one.
-    tables = [m._meta.db_table for m in (Vote, Battle, Rater, RatingSnapshot, RateCounter)]
+    tables = arena_tables()
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {', '.join(tables)} CASCADE")
     GenerativeModel.objects.filter(slug__startswith="bench-").delete()
@@ -464,7 +471,7 @@ def analyze(database_url: str) -> None:
     import psycopg
 
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("ANALYZE arena_battle, arena_vote, arena_rater, arena_ratecounter")
+        conn.execute(f"ANALYZE {', '.join(arena_tables())}")
 
 
 async def drive(args, host: str, port: int, server_pid: int) -> list[Phase]:
