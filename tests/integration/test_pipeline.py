@@ -194,8 +194,13 @@ def test_worker_killed_mid_generation_is_redelivered_and_the_result_is_identical
             message="the redelivered task to complete the generation",
         )
         killed_run = assert_samples_whole(version, 8)
-        rescuer_log = celery_workers.log("rescuer")
-        assert "gpu_generate_samples" in rescuer_log and "succeeded" in rescuer_log
+        # The stage is marked done inside the task; Celery logs "succeeded" just after it returns.
+        wait_for(
+            lambda: "succeeded" in celery_workers.log("rescuer"),
+            timeout=60,
+            message="the rescuer to log the task as succeeded",
+        )
+        assert "gpu_generate_samples" in celery_workers.log("rescuer")
         # Nothing half-written or stray left behind: per (prompt, seed) exactly the row's file.
         files = sample_files()
         for row in Sample.objects.filter(version=version):
