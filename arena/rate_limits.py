@@ -102,3 +102,14 @@ def first_exceeded(limits: Sequence[Limit], *, now: float) -> Limit | None:
         if over(*counts[limit.key], carry, limit.per_minute):
             return limit
     return None
+
+
+def prune_counters(*, now: float) -> int:
+    """Delete the counters that no longer hold anything the sliding estimate reads; returns how
+    many. A row last counted two or more minutes before `now` would be reset to (previous 0,
+    hits 1) by its next hit anyway, so removing it loses nothing; one extra minute is kept for
+    requests whose clock lags behind. Safe while requests count: on PostgreSQL a concurrent
+    upsert of a row being deleted inserts it afresh."""
+    minute, _ = minute_and_carry(now)
+    deleted, _ = RateCounter.objects.filter(minute__lt=minute - 2).delete()
+    return deleted

@@ -218,6 +218,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "workers.tasks.refresh_rating_snapshots",
         "schedule": RATINGS_REFRESH_SECONDS,
     },
+    "prune-rate-counters": {
+        "task": "workers.tasks.prune_rate_counters",
+        "schedule": env_float("RATE_COUNTERS_PRUNE_SECONDS", 600.0),
+    },
 }
 
 # --- weights for metric backbones, judges and generators (local paths; empty = unavailable) --

@@ -9,7 +9,7 @@ from django.db import connection
 from django.test import Client
 
 from arena.models import Battle, RateCounter, Vote
-from arena.rate_limits import Limit, first_exceeded, minute_and_carry, over
+from arena.rate_limits import Limit, first_exceeded, minute_and_carry, over, prune_counters
 from tests.integration.arena_support import age_battle, configure_arena, make_arena
 
 MINUTE = 60.0
@@ -46,6 +46,37 @@ def test_counter_counts_each_attempt_and_moves_through_minutes():
     assert first_exceeded([limit], now=T0 + 2 * MINUTE + 1) is None
     row.refresh_from_db()
     assert (row.minute, row.hits) == (M0 + 3, 2)
+
+
+@pytest.mark.django_db
+def test_pruning_removes_only_counters_that_no_longer_count():
+    quiet, recent, current = Limit("a", 2), Limit("b", 2), Limit("c", 2)
+    first_exceeded([quiet], now=T0)
+    first_exceeded([quiet], now=T0 + 1)
+    first_exceeded([recent], now=T0 + 2 * MINUTE)
+    first_exceeded([recent], now=T0 + 2 * MINUTE + 1)
+    first_exceeded([current], now=T0 + 3 * MINUTE)
+    assert prune_counters(now=T0 + 3 * MINUTE + 30) == 1
+    assert set(RateCounter.objects.values_list("key", flat=True)) == {"b", "c"}
+    # What was pruned counted for nothing: its next hit starts afresh, as it would have anyway.
+    assert first_exceeded([quiet], now=T0 + 3 * MINUTE + 31) is None
+    assert RateCounter.objects.filter(key="a", previous=0, hits=1).exists()
+    # What was kept still counts: 2 hits in the previous minute, 30 s ago, weigh 2 × 0.5 = 1.
+    assert first_exceeded([recent], now=T0 + 3 * MINUTE + 30) is None
+    assert first_exceeded([recent], now=T0 + 3 * MINUTE + 31) == recent
+
+
+@pytest.mark.django_db
+def test_beat_prunes_rate_counters():
+    from django.conf import settings
+
+    from workers.tasks import prune_rate_counters
+
+    entry = settings.CELERY_BEAT_SCHEDULE["prune-rate-counters"]
+    assert entry["task"] == prune_rate_counters.name and entry["schedule"] == 600.0
+    first_exceeded([Limit("gone", 1)], now=0.0)
+    assert prune_rate_counters.apply().get() == {"deleted": 1}
+    assert not RateCounter.objects.exists()
 
 
 @pytest.mark.django_db

@@ -6,6 +6,7 @@ Keep torch and other heavy imports inside the task functions so workers start fa
 
 from workers.tasks.generation import gpu_generate_samples  # noqa: F401
 from workers.tasks.health import ping
+from workers.tasks.housekeeping import prune_rate_counters  # noqa: F401
 from workers.tasks.judging import gpu_judge_version, judge_battles, judge_version  # noqa: F401
 from workers.tasks.metrics import gpu_compute_metrics  # noqa: F401
 from workers.tasks.pipeline import pipeline_failed, pipeline_join_arena, pipeline_set_status  # noqa: F401

@@ -1,0 +1,15 @@
+"""Periodic clean-up tasks run by Celery beat."""
+
+from __future__ import annotations
+
+import time
+
+from celery import shared_task
+
+
+@shared_task(name="workers.tasks.prune_rate_counters")
+def prune_rate_counters() -> dict:
+    """Delete rate-limit counters of raters and addresses that have gone quiet."""
+    from arena.rate_limits import prune_counters
+
+    return {"deleted": prune_counters(now=time.time())}
