@@ -105,8 +105,11 @@ def request_ip_hash(request: HttpRequest) -> str:
     return services.address_hash(address)
 
 
-def refusal_response(request: HttpRequest, refusal: ArenaRefusal) -> HttpResponse:
-    if wants_json(request):
+def refusal_response(
+    request: HttpRequest, refusal: ArenaRefusal, *, json: bool = False
+) -> HttpResponse:
+    """The refusal as JSON ({"error", "message"}) or as the refusal page, with Retry-After."""
+    if json or wants_json(request):
         response = JsonResponse(
             {"error": refusal.code, "message": refusal.message}, status=refusal.status
         )
@@ -186,14 +189,10 @@ def battle_new(request: HttpRequest, task: str) -> HttpResponse:
         rater = request_rater(request)
         battle = services.battle_create(task=task, rater=rater, ip_hash=request_ip_hash(request))
     except Http404:
-        return JsonResponse({"error": "unknown_task", "message": "Unknown task."}, status=404)
+        refusal = ArenaRefusal(404, "unknown_task", "Unknown task.")
+        return refusal_response(request, refusal, json=True)
     except ArenaRefusal as refusal:
-        response = JsonResponse(
-            {"error": refusal.code, "message": refusal.message}, status=refusal.status
-        )
-        if refusal.retry_after:
-            response["Retry-After"] = str(refusal.retry_after)
-        return response
+        return refusal_response(request, refusal, json=True)
     return remember_rater(JsonResponse(battle_payload(battle), status=201), rater)
 
 

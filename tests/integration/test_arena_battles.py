@@ -150,6 +150,9 @@ def test_no_battle_available_is_explained_not_an_error():
 
 def test_unknown_task_is_404():
     assert Client().get("/arena/text-to-sound/").status_code == 404
+    refused = Client().post("/arena/text-to-sound/battles", HTTP_ACCEPT="application/json")
+    assert refused.status_code == 404
+    assert refused.json() == {"error": "unknown_task", "message": "Unknown task."}
 
 
 def test_video_arena_serves_video_samples_with_replay_control():
@@ -169,4 +172,9 @@ def test_battle_rate_limit_per_rater(arena_settings):
     refused = client.get("/arena/text-to-image/")
     assert refused.status_code == 429
     assert "at most 3 per minute" in refused.content.decode()
+    assert Battle.objects.count() == 3
+    # "Next battle" (JSON) is refused the same way, with the code and when to come back.
+    refused = new_battle_json(client)
+    assert refused.status_code == 429 and refused["Retry-After"] == "60"
+    assert refused.json()["error"] == "rate_limited"
     assert Battle.objects.count() == 3
