@@ -97,9 +97,10 @@ def anonymised_rater_id(rater_id: int) -> str:
 # --- battles -------------------------------------------------------------------------------
 
 
-def rate_limits_for(*, action: str, rater_id: int, ip_hash: str) -> list[rate_limits.Limit]:
+def rate_limits_for(*, action: str, rater_id: int | None, ip_hash: str) -> list[rate_limits.Limit]:
     """The active per-minute limits of `action` ("votes" or "battles"): rater first, then address
-    (always this order, so concurrent counters never lock each other's rows in a cycle)."""
+    (always this order, so concurrent counters never lock each other's rows in a cycle). A
+    request with no rater is still limited by its address."""
     per_rater, per_ip = {
         "votes": (
             settings.ARENA_VOTES_PER_MINUTE_PER_RATER,
@@ -110,7 +111,9 @@ def rate_limits_for(*, action: str, rater_id: int, ip_hash: str) -> list[rate_li
             settings.ARENA_BATTLES_PER_MINUTE_PER_IP,
         ),
     }[action]
-    limits = [rate_limits.Limit(f"{action}:rater:{rater_id}", per_rater)]
+    limits = []
+    if rater_id is not None:
+        limits.append(rate_limits.Limit(f"{action}:rater:{rater_id}", per_rater))
     if ip_hash:
         limits.append(rate_limits.Limit(f"{action}:ip:{ip_hash}", per_ip))
     return [limit for limit in limits if limit.per_minute > 0]
@@ -318,8 +321,8 @@ def vote_create(
             400, "bad_outcome", f"Unknown outcome {outcome!r}; use one of {allowed}."
         )
     now = now or timezone.now()
-    if rater_id is None:
-        _explain_refused_vote(token=token, rater_id=None, now=now)
+    # Without a rater the INSERT matches no battle, but the attempt still counts against the
+    # address, so guessing tokens without a rater cookie is throttled too.
     adapt = connection.ops.adapt_datetimefield_value
     row = _insert_vote(
         {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
 
 import pytest
@@ -150,4 +151,26 @@ def test_a_forged_rater_cookie_is_no_rater(limited):
         f"/arena/battles/{battle.token}/vote", {"outcome": "tie"}, HTTP_ACCEPT="application/json"
     )
     assert response.status_code == 403 and response.json()["error"] == "not_your_battle"
+    assert not Vote.objects.exists()
+
+
+@pytest.mark.django_db
+def test_guessing_battle_tokens_is_throttled_with_or_without_a_rater_cookie(settings, tmp_path):
+    configure_arena(
+        settings, tmp_path, ARENA_VOTES_PER_MINUTE_PER_RATER=3, ARENA_VOTES_PER_MINUTE_PER_IP=6
+    )
+    make_arena()
+    guesser = Client()
+    guesser.get("/arena/text-to-image/")  # a rater cookie: its own limit (3) comes first
+
+    def guess(client: Client) -> int:
+        return client.post(
+            f"/arena/battles/guess{secrets.token_hex(8)}/vote",
+            {"outcome": "tie"},
+            HTTP_ACCEPT="application/json",
+        ).status_code
+
+    assert [guess(guesser) for _ in range(4)] == [404, 404, 404, 429]
+    # A client without cookies is no rater, yet its address (one so far) still counts.
+    assert [guess(Client()) for _ in range(3)] == [404, 404, 429]
     assert not Vote.objects.exists()
