@@ -67,7 +67,7 @@ class Battle(models.Model):
     ip_hash = models.CharField(max_length=64, blank=True)
 
     class Meta:
-        # Rate limits count in the cache (arena.rate_limits), so no (rater, time) indexes here.
+        # Rate limits count in RateCounter rows (arena.rate_limits): no (rater, time) indexes.
         constraints = [
             models.CheckConstraint(
                 condition=~Q(sample_a=F("sample_b")), name="battle_distinct_samples"
@@ -141,7 +141,7 @@ class RateCounter(models.Model):
     """Hits of one rate-limit key (``votes:rater:17``) in its current and previous minute.
 
     One row per key, advanced in place by a single upsert (arena.rate_limits), so counting is
-    exact across every web process and needs no cleanup of old windows.
+    exact across every web process; beat deletes the rows of keys gone quiet (prune_counters).
     """
 
     key = models.CharField(max_length=100, primary_key=True)

@@ -174,10 +174,11 @@ def arena_page(request: HttpRequest, task: str) -> HttpResponse:
         battle = services.battle_create(task=task, rater=rater, ip_hash=request_ip_hash(request))
     except ArenaRefusal as refusal:
         if refusal.code != "no_battle":
-            return remember_rater(refusal_response(request, refusal), rater)
-        page = render(request, "arena/arena.html", {**context, "unavailable": refusal.message})
-        return remember_rater(page, rater)
-    page = render(request, "arena/arena.html", {**context, "battle": battle_payload(battle)})
+            page = refusal_response(request, refusal)
+        else:
+            page = render(request, "arena/arena.html", {**context, "unavailable": refusal.message})
+    else:
+        page = render(request, "arena/arena.html", {**context, "battle": battle_payload(battle)})
     return remember_rater(page, rater)
 
 

@@ -97,7 +97,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache and sessions -------------------------------------------------------------------
 # CACHE_URL=redis://... gives every web and worker process one cache: sessions are read from it
-# (written through to the database), and rate-limit debouncing and page caches are shared.
+# (written through to the database), and the ratings-refresh debounce and page caches are shared.
 # Without it each process has its own memory cache and sessions stay in the database.
 CACHES = {
     "default": cache_from_url("CACHE_URL"),

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(autouse=True)
 def empty_cache() -> None:
-    """Each test starts with an empty cache: rate counters, page and pool caches are per test."""
+    """Each test starts with empty caches: leaderboard pages, arena pool, refresh debounce."""
     from django.core.cache import caches
 
     for alias in settings.CACHES:

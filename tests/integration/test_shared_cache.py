@@ -13,7 +13,7 @@ from django.test import Client, override_settings
 
 from arena.models import Rater
 from config.env import cache_from_url
-from tests.integration.arena_support import make_arena
+from tests.integration.arena_support import configure_arena, make_arena
 
 REDIS_URL = "redis://127.0.0.1:6379/7"
 
@@ -34,12 +34,11 @@ pytestmark = [
 
 @pytest.fixture
 def shared_cache(monkeypatch, settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.ARENA_POOL_CACHE_SECONDS = 0
+    configure_arena(settings, tmp_path)
     monkeypatch.setenv("CACHE_URL", REDIS_URL)
     monkeypatch.setenv("CACHE_KEY_PREFIX", f"test-{secrets.token_hex(4)}")
     with override_settings(
-        CACHES={"default": cache_from_url("CACHE_URL")},
+        CACHES={**settings.CACHES, "default": cache_from_url("CACHE_URL")},
         SESSION_ENGINE="django.contrib.sessions.backends.cached_db",
     ):
         yield caches["default"]
