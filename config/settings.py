@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "models_registry",
     "evaluation",
     "arena",
+    "pipeline",
     "workers",
 ]
 
@@ -251,6 +252,8 @@ LOGGING = {
 # --- app-specific settings (each block owned by one area) ---------------------------------
 # [registry settings]
 # Checkpoint archive limits (validation rejects anything beyond them before unpacking).
+# Local copies of checkpoints when the media storage is remote (S3-compatible): one per sha256.
+CHECKPOINT_CACHE_DIR = Path(env_str("CHECKPOINT_CACHE_DIR", str(VAR_DIR / "checkpoint-cache")))
 CHECKPOINT_MAX_FILES = env_int("CHECKPOINT_MAX_FILES", 1000)
 CHECKPOINT_MAX_UNPACKED_BYTES = env_int("CHECKPOINT_MAX_UNPACKED_BYTES", 20 * 1024**3)
 CHECKPOINT_MAX_COMPRESSION_RATIO = env_float("CHECKPOINT_MAX_COMPRESSION_RATIO", 100.0)

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from evaluation.models import EvalRun, MetricResult, Prompt, PromptSet, ReferenceSet, Sample
+from evaluation.models import MetricResult, Prompt, PromptSet, ReferenceSet, Sample
 
 
 class PromptInline(admin.TabularInline):
@@ -31,12 +31,6 @@ class SampleAdmin(admin.ModelAdmin):
 @admin.register(ReferenceSet)
 class ReferenceSetAdmin(admin.ModelAdmin):
     list_display = ["slug", "task", "backbone", "n", "weights_sha256", "created_at"]
-
-
-@admin.register(EvalRun)
-class EvalRunAdmin(admin.ModelAdmin):
-    list_display = ["version", "prompt_set", "status", "started_at", "finished_at"]
-    list_filter = ["status"]
 
 
 @admin.register(MetricResult)

@@ -108,33 +108,6 @@ class ReferenceSet(models.Model):
         return f"{self.slug} [{self.backbone}]"
 
 
-class RunStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    RUNNING = "running", "Running"
-    DONE = "done", "Done"
-    FAILED = "failed", "Failed"
-
-
-class EvalRun(models.Model):
-    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="eval_runs")
-    prompt_set = models.ForeignKey(PromptSet, on_delete=models.PROTECT, related_name="eval_runs")
-    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.PENDING)
-    error = models.TextField(blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=RunStatus.values), name="evalrun_status_valid"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"eval run {self.pk} of version {self.version_id} ({self.status})"
-
-
 class MetricStatus(models.TextChoices):
     OK = "ok", "OK"
     UNAVAILABLE = "unavailable", "Unavailable (weights not configured)"
@@ -146,9 +119,6 @@ class MetricResult(models.Model):
 
     version = models.ForeignKey(
         ModelVersion, on_delete=models.CASCADE, related_name="metric_results"
-    )
-    eval_run = models.ForeignKey(
-        EvalRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="results"
     )
     metric = models.CharField(max_length=32)
     status = models.CharField(max_length=12, choices=MetricStatus.choices, default=MetricStatus.OK)

@@ -16,6 +16,7 @@ import io
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,8 +27,8 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
 from evaluation.models import MediaKind, Prompt, PromptSet, Sample
-from models_registry.models import ModelVersion, Stage, Task
-from workers.stages import stage_done, stage_fail, stage_progress, stage_start
+from models_registry.checkpoint_files import local_checkpoint_directory
+from models_registry.models import ModelVersion, Task
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ def sample_media_name(*, version_id: int, prompt_id: int, seed: int, sha256: str
 
 
 class GenerationFailed(RuntimeError):
-    """The generate stage failed for a reason recorded on the version's stage (no retry)."""
+    """Generation cannot go on, for a reason meant for the model's author (not retried)."""
 
 
 @dataclass
@@ -149,6 +150,7 @@ class GenerationReport:
     created: int
     existing: int
     device: str
+    complete: bool = False  # every (prompt, seed) of the set has a sample now
 
     def as_dict(self) -> dict:
         return self.__dict__.copy()
@@ -161,8 +163,7 @@ def checkpoint_directory(version: ModelVersion) -> Path:
         raise GenerationFailed("the version has no checkpoint; upload one first")
     if not checkpoint.unpacked_path:
         raise GenerationFailed("the checkpoint has not been validated and unpacked yet")
-    path = Path(checkpoint.unpacked_path)
-    return path if path.is_absolute() else Path(settings.MEDIA_ROOT) / path
+    return local_checkpoint_directory(folder=checkpoint.unpacked_path, key=checkpoint.sha256)
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -174,7 +175,6 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 def _fail(version_id: int, reason: str) -> GenerationFailed:
-    stage_fail(version_id=version_id, stage=Stage.GENERATE, reason=reason)
     log.warning("generation of version %s failed: %s", version_id, reason)
     return GenerationFailed(reason)
 
@@ -187,14 +187,16 @@ def generate_samples(
     prompt_ids: list[int] | None = None,
     batch_size: int | None = None,
     device: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> GenerationReport:
     """Generate the missing samples of a version for a prompt set and seeds, in batches.
 
     Idempotent per (version, prompt, seed): what exists is skipped, so a retry or a redelivery
-    resumes where the last run stopped. Progress (done / total) is the "generate" stage of the
-    version. With `prompt_ids`, only those prompts are generated (one chunk of a Celery group that
-    spreads a version over several gpu workers); the stage is done when every chunk is. A bad config, a wrong task or running out of memory at batch size 1 fails the
-    stage with a readable reason and raises GenerationFailed (not retried).
+    resumes where the last run stopped. `progress(done, total)` is called with the samples of the
+    whole set that exist. With `prompt_ids`, only those prompts are generated (one chunk of a
+    Celery group that spreads a version over several gpu workers); the report says whether the
+    set is complete, whichever chunk finishes last. A bad config, a wrong task or running out of
+    memory at batch size 1 raises GenerationFailed with a readable reason (not retried).
     """
     from models_registry.generators import GeneratorConfigError, default_device, load_generator
 
@@ -224,13 +226,13 @@ def generate_samples(
         wanted = {int(i) for i in prompt_ids}
         prompts = [p for p in prompts if p.id in wanted]
     todo = [(p, s) for p in prompts for s in seeds if (p.id, s) not in done]
-    stage_start(version_id=version_id, stage=Stage.GENERATE, total=total)
-    stage_progress(version_id=version_id, stage=Stage.GENERATE, done=len(done))
+    progress = progress or (lambda _done, _total: None)
+    progress(len(done), total)
     device = device or (None if settings.GENERATOR_DEVICE == "auto" else settings.GENERATOR_DEVICE)
     device = device or default_device()
     report = GenerationReport(version_id, slug, total, 0, total - len(todo), device)
     if not todo:
-        _finish_if_complete(version_id, total, prompt_set, seeds)
+        report.complete = _set_complete(version_id, total, prompt_set, seeds)
         return report
     try:
         directory = checkpoint_directory(version)
@@ -284,26 +286,19 @@ def generate_samples(
                     "generated sample version=%s prompt=%s seed=%s", version_id, prompt.id, seed
                 )
         position += len(chunk)
-        stage_progress(
-            version_id=version_id,
-            stage=Stage.GENERATE,
-            done=Sample.objects.filter(
-                version=version, prompt__prompt_set=prompt_set, seed__in=seeds
-            ).count(),
-        )
-    _finish_if_complete(version_id, total, prompt_set, seeds)
+        progress(_samples_done(version_id, prompt_set, seeds), total)
+    report.complete = _set_complete(version_id, total, prompt_set, seeds)
     return report
 
 
-def _finish_if_complete(
-    version_id: int, total: int, prompt_set: PromptSet, seeds: list[int]
-) -> None:
-    """Mark the stage done once all (prompt, seed) samples exist, whichever chunk finishes last."""
-    have = Sample.objects.filter(
+def _samples_done(version_id: int, prompt_set: PromptSet, seeds: list[int]) -> int:
+    return Sample.objects.filter(
         version_id=version_id, prompt__prompt_set=prompt_set, seed__in=seeds
     ).count()
-    if have >= total:
-        stage_done(version_id=version_id, stage=Stage.GENERATE)
+
+
+def _set_complete(version_id: int, total: int, prompt_set: PromptSet, seeds: list[int]) -> bool:
+    return _samples_done(version_id, prompt_set, seeds) >= total
 
 
 def _release_memory() -> None:

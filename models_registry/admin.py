@@ -7,14 +7,7 @@ from models_registry.models import (
     GenerativeModel,
     ModelVersion,
     Upload,
-    VersionStage,
 )
-
-
-class VersionStageInline(admin.TabularInline):
-    model = VersionStage
-    extra = 0
-    readonly_fields = ["stage", "state", "done", "total", "reason", "started_at", "finished_at"]
 
 
 @admin.register(GenerativeModel)
@@ -48,31 +41,13 @@ def revoke_arena(modeladmin, request, queryset):
     modeladmin.message_user(request, f"Revoked arena approval of {queryset.count()} version(s).")
 
 
-@admin.action(description="Re-run the pipeline from the failed stage")
-def rerun_failed_stage(modeladmin, request, queryset):
-    from workers.pipeline import PipelineError, first_failed_stage, pipeline_rerun
-
-    for version in queryset.select_related("model"):
-        stage = first_failed_stage(version=version)
-        if stage is None:
-            modeladmin.message_user(request, f"{version} has no failed stage.", messages.WARNING)
-            continue
-        try:
-            pipeline_rerun(version=version, stage=stage)
-        except PipelineError as exc:
-            modeladmin.message_user(request, str(exc), messages.ERROR)
-            continue
-        modeladmin.message_user(request, f"Re-running {version} from stage {stage}.")
-
-
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ["__str__", "status", "arena_approved", "approved_by", "created_at"]
     list_filter = ["status", "arena_approved", "model__task"]
     search_fields = ["model__slug", "tag"]
     readonly_fields = ["status", "status_reason", "arena_approved", "approved_by"]
-    actions = [approve_for_arena, revoke_arena, rerun_failed_stage]
-    inlines = [VersionStageInline]
+    actions = [approve_for_arena, revoke_arena]
 
     def get_queryset(self, request):
         return selectors.visible_versions(user=request.user)
@@ -131,17 +106,4 @@ class ApiTokenAdmin(admin.ModelAdmin):
             request,
             f"API token for {obj.user}: {key} (copy it now; it is not shown again)",
             messages.WARNING,
-        )
-
-
-@admin.register(VersionStage)
-class VersionStageAdmin(admin.ModelAdmin):
-    list_display = ["version", "stage", "state", "done", "total", "updated_at"]
-    list_filter = ["stage", "state"]
-
-    def get_queryset(self, request):
-        return (
-            super()
-            .get_queryset(request)
-            .filter(version__in=selectors.visible_versions(user=request.user))
         )

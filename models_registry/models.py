@@ -1,4 +1,4 @@
-"""Who submits what: models, versions, checkpoints, uploads, API tokens, pipeline stages."""
+"""Who submits what: models, versions, checkpoints, uploads, API tokens."""
 
 from __future__ import annotations
 
@@ -180,46 +180,3 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.prefix}…"
-
-
-class Stage(models.TextChoices):
-    VALIDATE = "validate", "Validate checkpoint"
-    GENERATE = "generate", "Generate samples"
-    METRICS = "metrics", "Compute metrics"
-    JUDGE = "judge", "VLM judge"
-    ARENA = "arena", "Join arena"
-
-
-class StageState(models.TextChoices):
-    PENDING = "pending", "Pending"
-    RUNNING = "running", "Running"
-    DONE = "done", "Done"
-    FAILED = "failed", "Failed"
-    SKIPPED = "skipped", "Skipped"
-
-
-class VersionStage(models.Model):
-    """State and progress of one pipeline stage of a version (visible in API, pages, admin)."""
-
-    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="stages")
-    stage = models.CharField(max_length=16, choices=Stage.choices)
-    state = models.CharField(max_length=10, choices=StageState.choices, default=StageState.PENDING)
-    done = models.PositiveIntegerField(default=0)
-    total = models.PositiveIntegerField(default=0)
-    reason = models.TextField(blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["version", "id"]
-        constraints = [
-            models.UniqueConstraint(fields=["version", "stage"], name="stage_unique_per_version"),
-            models.CheckConstraint(condition=Q(stage__in=Stage.values), name="stage_name_valid"),
-            models.CheckConstraint(
-                condition=Q(state__in=StageState.values), name="stage_state_valid"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.version} {self.stage}: {self.state} {self.done}/{self.total}"

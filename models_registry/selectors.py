@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
-from evaluation.models import MetricResult, Sample
-from models_registry.models import GenerativeModel, ModelVersion, Upload, VersionStage, Visibility
+from models_registry.models import GenerativeModel, ModelVersion, Upload, Visibility
 
 
 def _is_staff(user) -> bool:
@@ -63,19 +62,6 @@ def visible_versions(*, user) -> QuerySet[ModelVersion]:
 
 def owned_versions(*, user) -> QuerySet[ModelVersion]:
     return ModelVersion.objects.select_related("model").filter(model__in=owned_models(user=user))
-
-
-def version_samples(*, version: ModelVersion) -> QuerySet[Sample]:
-    """Generated samples of one version, in natural-key order."""
-    return Sample.objects.filter(version=version).select_related("prompt")
-
-
-def version_metric_results(*, version: ModelVersion) -> QuerySet[MetricResult]:
-    return MetricResult.objects.filter(version=version)
-
-
-def version_stages(*, version: ModelVersion) -> QuerySet[VersionStage]:
-    return VersionStage.objects.filter(version=version)
 
 
 def owned_uploads(*, user) -> QuerySet[Upload]:

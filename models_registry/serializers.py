@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from evaluation.models import MetricResult, Sample
 from models_registry.models import (
     Checkpoint,
     GenerativeModel,
     ModelVersion,
     Upload,
-    VersionStage,
 )
 
 MAX_BYTES = 2**63 - 1  # largest size a BigIntegerField holds
@@ -60,16 +57,23 @@ class CheckpointSerializer(serializers.ModelSerializer):
         fields = ["format", "size", "sha256", "created_at"]
 
 
-class VersionStageSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = VersionStage
-        fields = ["stage", "state", "done", "total", "reason", "started_at", "finished_at"]
+class StageRowSerializer(serializers.Serializer):
+    """One pipeline stage of a version; the pipeline app's rows, read through `version.stages`
+    (the registry imports no pipeline code)."""
+
+    stage = serializers.CharField()
+    state = serializers.CharField()
+    done = serializers.IntegerField()
+    total = serializers.IntegerField()
+    reason = serializers.CharField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
     model = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     checkpoint = serializers.SerializerMethodField()
-    stages = VersionStageSerializer(many=True, read_only=True)
+    stages = StageRowSerializer(many=True, read_only=True)
 
     class Meta:
         model = ModelVersion
@@ -147,53 +151,6 @@ class UploadStartSerializer(serializers.Serializer):
 
 class UploadFinalizeSerializer(serializers.Serializer):
     sha256 = serializers.CharField(max_length=64, min_length=64)
-
-
-class SampleSerializer(serializers.ModelSerializer):
-    prompt = serializers.CharField(source="prompt.text", read_only=True)
-    category = serializers.CharField(source="prompt.category", read_only=True)
-    media_url = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Sample
-        fields = [
-            "public_id",
-            "prompt",
-            "category",
-            "seed",
-            "media_url",
-            "media_kind",
-            "width",
-            "height",
-            "frames",
-            "sha256",
-            "generation_seconds",
-            "created_at",
-        ]
-        read_only_fields = fields
-
-    @extend_schema_field(OpenApiTypes.URI)
-    def get_media_url(self, sample: Sample) -> str:
-        return sample.media.url if sample.media else ""
-
-
-class MetricResultSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = MetricResult
-        fields = [
-            "metric",
-            "status",
-            "value",
-            "lower",
-            "upper",
-            "n",
-            "backbone",
-            "weights_sha256",
-            "reference",
-            "message",
-            "updated_at",
-        ]
-        read_only_fields = fields
 
 
 class ErrorSerializer(serializers.Serializer):

@@ -7,12 +7,10 @@ management commands and the validation task call these and nothing else.
 from __future__ import annotations
 
 import hashlib
-import os
 import posixpath
 import re
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
@@ -23,7 +21,9 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils.text import get_valid_filename
 
+from models_registry import signals
 from models_registry.authentication import hash_token_key
+from models_registry.checkpoint_files import local_checkpoint_directory
 from models_registry.checkpoint_validation import (
     PICKLE_SUFFIXES,
     ArchiveLimits,
@@ -38,13 +38,11 @@ from models_registry.models import (
     Checkpoint,
     GenerativeModel,
     ModelVersion,
-    Stage,
     Upload,
     UploadStatus,
     VersionStatus,
     Visibility,
 )
-from workers.stages import stage_done, stage_fail, stage_start
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -192,9 +190,7 @@ def version_approve_for_arena(*, version: ModelVersion, approver) -> ModelVersio
     version.arena_approved = True
     version.approved_by = approver
     version.save(update_fields=["arena_approved", "approved_by", "updated_at"])
-    from workers.pipeline import arena_stage_resume
-
-    arena_stage_resume(version_id=version.pk)  # a version waiting for approval is published now
+    signals.arena_approved.send(sender=ModelVersion, version_id=version.pk)
     version.refresh_from_db()
     return version
 
@@ -279,10 +275,6 @@ def upload_start(*, version: ModelVersion, user, filename: str, total_size: int)
         )
         upload.storage_name = f"{UPLOADS_DIR}/{upload.pk}/{safe_name}"
         upload.save(update_fields=["storage_name"])
-        path = default_storage.path(upload.storage_name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb"):
-            pass
         version.status = VersionStatus.UPLOADING
         version.status_reason = ""
         version.save(update_fields=["status", "status_reason", "updated_at"])
@@ -333,28 +325,20 @@ def upload_write_chunk(
             f"chunk starting at byte {start} {kind}; the next expected offset is {upload.received}",
             offset=upload.received,
         )
-    path = default_storage.path(upload.storage_name)
-    written = 0
-    buffer_bytes = settings.UPLOAD_STREAM_BUFFER_BYTES
-    with open(path, "r+b") as out:
-        out.seek(start)
-        while written < size:
-            data = stream.read(min(buffer_bytes, size - written))
-            if not data:
-                break
-            out.write(data)
-            written += len(data)
-        out.flush()
-        os.fsync(out.fileno())
-    if written != size:
+    part = _part_name(upload, start, end)
+    body = _ChunkBody(stream, size, settings.UPLOAD_STREAM_BUFFER_BYTES)
+    saved = default_storage.save(part, File(body, name=posixpath.basename(part)))
+    if body.read_bytes != size:
+        default_storage.delete(saved)
         raise RegistryError(
-            f"chunk body ended after {written} of {size} bytes; resend it from offset "
+            f"chunk body ended after {body.read_bytes} of {size} bytes; resend it from offset "
             f"{upload.received}",
             offset=upload.received,
         )
     with transaction.atomic():
         locked = Upload.objects.select_for_update().get(pk=upload.pk)
         if locked.status != UploadStatus.OPEN or locked.received != start:
+            transaction.on_commit(lambda: default_storage.delete(saved))
             raise UploadOffsetConflict(
                 f"another request advanced this upload; the next expected offset is "
                 f"{locked.received}",
@@ -363,6 +347,80 @@ def upload_write_chunk(
         locked.received = end + 1
         locked.save(update_fields=["received", "updated_at"])
     return locked
+
+
+def _parts_folder(upload: Upload) -> str:
+    return f"{posixpath.dirname(upload.storage_name)}/parts"
+
+
+def _part_name(upload: Upload, start: int, end: int) -> str:
+    # A unique suffix: two racing requests for one offset never write the same object.
+    return f"{_parts_folder(upload)}/{start:015d}-{end:015d}-{secrets.token_hex(4)}"
+
+
+class _ChunkBody:
+    """Reads at most ``size`` bytes of a request body in small buffers, counting them."""
+
+    def __init__(self, stream: IO[bytes], size: int, buffer_bytes: int) -> None:
+        self.stream, self.left, self.buffer_bytes, self.read_bytes = stream, size, buffer_bytes, 0
+
+    def read(self, n: int = -1) -> bytes:
+        want = self.left if n is None or n < 0 else min(n, self.left)
+        data = self.stream.read(min(want, self.buffer_bytes)) if want > 0 else b""
+        self.left -= len(data)
+        self.read_bytes += len(data)
+        return data
+
+
+class _PartsReader:
+    """The stored chunks of an upload read back in offset order as one stream, hashed as read."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names, self.handle, self.digest = list(names), None, hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        n = 1024**2 if n is None or n < 0 else n
+        while True:
+            if self.handle is None:
+                if not self.names:
+                    return b""
+                self.handle = default_storage.open(self.names.pop(0), "rb")
+            data = self.handle.read(n)
+            if data:
+                self.digest.update(data)
+                return data
+            self.handle.close()
+            self.handle = None
+
+
+def _chunk_chain(upload: Upload) -> list[str]:
+    """Names of the parts that cover bytes 0..total-1 in order (parts of lost races are left)."""
+    folder = _parts_folder(upload)
+    if not default_storage.exists(folder):
+        return []
+    by_start: dict[int, list[tuple[int, str]]] = {}
+    for name in default_storage.listdir(folder)[1]:
+        start, end, _ = name.split("-")
+        by_start.setdefault(int(start), []).append((int(end), f"{folder}/{name}"))
+    chain, offset = [], 0
+    while offset < upload.total_size and offset in by_start:
+        end, name = min(by_start[offset])  # any lost racer's part is checked by the sha256
+        chain.append(name)
+        offset = end + 1
+    if offset != upload.total_size:
+        raise RuntimeError(f"upload {upload.pk} is missing stored bytes from offset {offset}")
+    return chain
+
+
+def _assemble_parts(upload: Upload) -> str:
+    """Join the stored chunks into the upload's file (streamed) and return its sha256."""
+    reader = _PartsReader(_chunk_chain(upload))
+    _delete_stored(upload.storage_name)
+    saved = default_storage.save(upload.storage_name, File(reader, name=upload.filename))
+    if saved != upload.storage_name:
+        raise RuntimeError(f"storage renamed {upload.storage_name!r} to {saved!r}")
+    _delete_tree(_parts_folder(upload))
+    return reader.digest.hexdigest()
 
 
 def file_sha256(*, storage_name: str) -> str:
@@ -390,7 +448,7 @@ def upload_finalize(*, upload: Upload, sha256: str) -> ModelVersion:
             f"resume from offset {upload.received}",
             offset=upload.received,
         )
-    actual = file_sha256(storage_name=upload.storage_name)
+    actual = _assemble_parts(upload)
     version = upload.version
     if actual != expected:
         reason = (
@@ -410,15 +468,8 @@ def upload_finalize(*, upload: Upload, sha256: str) -> ModelVersion:
         version.status = VersionStatus.VALIDATING
         version.status_reason = ""
         version.save(update_fields=["status", "status_reason", "updated_at"])
-        version_id = version.pk
-        transaction.on_commit(lambda: _enqueue_validation(version_id))
+        signals.checkpoint_finalized.send(sender=ModelVersion, version_id=version.pk)
     return version
-
-
-def _enqueue_validation(version_id: int) -> None:
-    from workers.tasks.validation import validate_checkpoint
-
-    validate_checkpoint.delay(version_id=version_id)
 
 
 def upload_abort(*, upload: Upload) -> None:
@@ -474,7 +525,6 @@ def checkpoint_validate(*, version_id: int) -> ModelVersion | None:
     upload = version.uploads.filter(status=UploadStatus.FINALIZED).order_by("-pk").first()
     if upload is None:
         raise RuntimeError(f"version {version_id} is validating but has no finalized upload")
-    stage_start(version_id=version.pk, stage=Stage.VALIDATE, total=1)
     folder = f"{UNPACKED_DIR}/{version.pk}"
     _delete_tree(folder)
     overrides = dict(version.generator_config or {})
@@ -492,7 +542,9 @@ def checkpoint_validate(*, version_id: int) -> ModelVersion | None:
             config = diffusers_generator_config(
                 summary, task=version.model.task, overrides=overrides
             )
-        loadable = _generator_loader_check(summary.format, folder, summary.config, overrides)
+        loadable = _generator_loader_check(
+            summary.format, folder, summary.config, overrides, upload.sha256
+        )
         if summary.format == "native":
             config = loadable
     except CheckpointRejected as exc:
@@ -514,7 +566,9 @@ def checkpoint_validate(*, version_id: int) -> ModelVersion | None:
     return version
 
 
-def _generator_loader_check(fmt: str, folder: str, config: dict, overrides: dict) -> dict:
+def _generator_loader_check(
+    fmt: str, folder: str, config: dict, overrides: dict, sha256: str
+) -> dict:
     """Run the generator loader's own config checks, so a ready version is one it can load.
 
     Returns the final native config (config.json merged with the version's overrides).
@@ -527,7 +581,7 @@ def _generator_loader_check(fmt: str, folder: str, config: dict, overrides: dict
     try:
         if fmt == "native":
             return apply_overrides(config, overrides)
-        return check_model_index(Path(default_storage.path(folder)))
+        return check_model_index(local_checkpoint_directory(folder=folder, key=sha256))
     except GeneratorConfigError as exc:
         raise CheckpointRejected(str(exc)) from exc
 
@@ -537,10 +591,6 @@ def version_mark_ready(*, version: ModelVersion) -> ModelVersion:
     version.status = VersionStatus.READY
     version.status_reason = ""
     version.save(update_fields=["status", "status_reason", "updated_at"])
-    stage_done(version_id=version.pk, stage=Stage.VALIDATE)
-    from workers.pipeline import pipeline_start  # workers depends on the registry, not vice versa
-
-    pipeline_start(version_id=version.pk)
     return version
 
 
@@ -558,7 +608,6 @@ def version_reject(*, version: ModelVersion, reason: str) -> ModelVersion:
         version.status = VersionStatus.REJECTED
         version.status_reason = reason
         version.save(update_fields=["status", "status_reason", "updated_at"])
-        stage_fail(version_id=version.pk, stage=Stage.VALIDATE, reason=reason)
     return version
 
 

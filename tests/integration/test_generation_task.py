@@ -20,7 +20,7 @@ from evaluation.models import MediaKind, Sample
 from evaluation.sample_store import GenerationFailed, generate_samples, store_sample
 from models_registry.generators.native import build_model, save_native
 from models_registry.generators.synthetic import benchmark_prompts
-from models_registry.models import Stage, StageState, VersionStage
+from pipeline.models import Stage, StageState, VersionStage
 from models_registry.reference_models import register_reference_model
 from tests.conftest import wait_for
 from tests.unit.test_generators_native import tiny

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from evaluation.models import JudgeResult, MetricResult
-from models_registry.models import VersionStage
+from pipeline.models import VersionStage
 from tests.conftest import wait_for
 from tests.integration.test_judge_services import (
     RED,

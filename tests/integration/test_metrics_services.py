@@ -21,7 +21,8 @@ from evaluation.services import (
     reference_stats_load,
     version_metrics_compute,
 )
-from models_registry.models import GenerativeModel, ModelVersion, VersionStage
+from models_registry.models import GenerativeModel, ModelVersion
+from pipeline.models import VersionStage
 from tests.conftest import wait_for
 from tests.integration.test_metrics_commands import write_images
 from tests.unit.test_metrics_backbones import TINY_CLIP_NAME, images, save_tiny_clip

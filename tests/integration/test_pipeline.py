@@ -16,11 +16,13 @@ from django.core.management.base import CommandError
 
 from evaluation.models import MetricResult, MetricStatus, Sample
 from evaluation.sample_store import generate_samples, sample_media_name
-from models_registry.models import ModelVersion, Stage, StageState, VersionStage, VersionStatus
+from models_registry.models import ModelVersion, VersionStatus
+from pipeline.models import Stage, StageState, VersionStage
 from tests.conftest import wait_for
 from tests.integration.redis_support import REDIS, RedisServer, free_port
 from tests.integration.test_generation_task import register_tiny, tiny_config, tiny_prompt_set
-from workers.pipeline import PipelineError, pipeline_chain, pipeline_rerun, pipeline_start
+from pipeline.services import PipelineError, pipeline_rerun, pipeline_start
+from workers.pipeline import pipeline_chain
 
 
 def stages(version) -> dict[str, VersionStage]:
@@ -251,7 +253,7 @@ def test_two_gpu_workers_never_generate_the_same_sample(
 def test_without_auto_approval_a_version_waits_for_a_maintainer_then_is_published(
     tmp_path, settings, admin_client
 ):
-    from workers.pipeline import version_join_arena
+    from pipeline.services import version_join_arena
 
     settings.ARENA_AUTO_APPROVE = False
     version = register_tiny(tmp_path, "pipe-approval")
@@ -277,11 +279,11 @@ def test_without_auto_approval_a_version_waits_for_a_maintainer_then_is_publishe
 def test_admin_reruns_a_version_from_its_failed_stage(
     tmp_path, admin_client, django_capture_on_commit_callbacks
 ):
-    from workers.stages import stage_done, stage_fail
-
     version = register_tiny(tmp_path, "pipe-admin-rerun")
-    stage_done(version_id=version.id, stage=Stage.GENERATE)
-    stage_fail(version_id=version.id, stage=Stage.METRICS, reason="backbone exploded")
+    VersionStage.objects.create(version=version, stage=Stage.GENERATE, state=StageState.DONE)
+    VersionStage.objects.create(
+        version=version, stage=Stage.METRICS, state=StageState.FAILED, reason="backbone exploded"
+    )
     version.status = VersionStatus.FAILED
     version.save()
 

@@ -24,6 +24,7 @@ from models_registry.models import (
     VersionStatus,
 )
 from models_registry.services import api_token_create
+from pipeline.models import VersionStage
 from tests.conftest import ROOT
 from tests.integration.registry_support import (
     create_model,
@@ -157,9 +158,7 @@ def test_version_lists_its_samples_metric_results_and_stages(alice_api):
         sha256="0" * 64,
     )
     MetricResult.objects.create(version=version, metric="fid", value=12.5, backbone="inception")
-    from workers.stages import stage_start
-
-    stage_start(version_id=version.pk, stage="generate", total=4)
+    VersionStage.objects.create(version=version, stage="generate", state="running", total=4)
     bob_api = token_client(make_user("bob"))
     samples = bob_api.get(f"/api/v1/versions/{version.pk}/samples/").json()["results"]
     assert samples[0]["prompt"] == "a red cube" and samples[0]["seed"] == 7
@@ -196,7 +195,7 @@ def version(alice_api):
     return create_version(alice_api, "tiny-flow")
 
 
-def test_upload_start_returns_offset_zero_and_creates_an_empty_file(alice_api, version, media):
+def test_upload_start_returns_offset_zero_and_stores_nothing_yet(alice_api, version, media):
     data = native_archive()
     response = start_upload(alice_api, version["id"], data)
     assert response.status_code == 201
@@ -204,7 +203,7 @@ def test_upload_start_returns_offset_zero_and_creates_an_empty_file(alice_api, v
     assert body["next_offset"] == 0 and body["total_size"] == len(data)
     assert response["Location"] == f"/api/v1/uploads/{body['id']}/"
     assert ModelVersion.objects.get(pk=version["id"]).status == VersionStatus.UPLOADING
-    assert [path.stat().st_size for path in stored_files(media)] == [0]
+    assert stored_files(media) == []  # each chunk is stored as it arrives
 
 
 def _send_then_drop(url: str, headers: dict[str, str], body: bytes) -> None:
@@ -353,7 +352,7 @@ def test_upload_over_the_user_quota_is_413_and_leaves_nothing(alice_api, version
     response = start_upload(alice_api, version["id"], b"x" * 6000)
     assert response.status_code == 413
     assert "exceed your quota: 6000 of 10000 bytes already used" in response.json()["detail"]
-    assert Upload.objects.count() == 1 and len(stored_files(media)) == 1
+    assert Upload.objects.count() == 1 and stored_files(media) == []
     assert ModelVersion.objects.get(pk=version["id"]).status == VersionStatus.DRAFT
 
 

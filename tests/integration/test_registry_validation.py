@@ -19,12 +19,11 @@ from models_registry.checkpoint_packing import archive_bytes
 from models_registry.models import (
     Checkpoint,
     ModelVersion,
-    StageState,
     Upload,
-    VersionStage,
     VersionStatus,
 )
-from models_registry.services import checkpoint_validate
+from pipeline.models import StageState, VersionStage
+from pipeline.services import pipeline_validate
 from tests.conftest import wait_for
 from tests.integration.registry_support import (
     create_model,
@@ -56,7 +55,7 @@ def submit(api, data: bytes, **version_fields) -> int:
     version = create_version(api, "tiny-flow", f"v{ModelVersion.objects.count()}", **version_fields)
     body = upload_all(api, version["id"], data)
     assert body["status"] == "validating"
-    checkpoint_validate(version_id=version["id"])
+    pipeline_validate(version_id=version["id"])
     return version["id"]
 
 
@@ -83,7 +82,7 @@ def test_valid_native_checkpoint_becomes_ready_and_is_unpacked(
     with django_capture_on_commit_callbacks() as callbacks:
         upload_all(api, version["id"], data)
     assert len(callbacks) == 1  # validation is queued only once the finalize commits
-    checkpoint_validate(version_id=version["id"])
+    pipeline_validate(version_id=version["id"])
     body = api.get(f"/api/v1/versions/{version['id']}/").json()
     assert body["status"] == "ready", body
     assert body["checkpoint"]["format"] == "native" and body["checkpoint"]["size"] == len(data)
@@ -108,7 +107,7 @@ def test_valid_native_checkpoint_becomes_ready_and_is_unpacked(
     ]
     assert body["stages"][0]["state"] == "done"
     # Running the task again (a redelivery) changes nothing.
-    assert checkpoint_validate(version_id=version["id"]).status == VersionStatus.READY
+    assert pipeline_validate(version_id=version["id"]).status == VersionStatus.READY
 
 
 def test_valid_diffusers_pipeline_becomes_ready(api, media):
@@ -295,7 +294,7 @@ def test_a_rejected_version_takes_a_new_upload_that_can_pass(api, media):
     version_id = submit(api, native_archive(config=native_config(paradigm="gan")))
     assert ModelVersion.objects.get(pk=version_id).status == VersionStatus.REJECTED
     upload_all(api, version_id, native_archive())
-    checkpoint_validate(version_id=version_id)
+    pipeline_validate(version_id=version_id)
     version = ModelVersion.objects.get(pk=version_id)
     assert version.status == VersionStatus.READY and version.status_reason == ""
     assert VersionStage.objects.get(version=version, stage="validate").state == StageState.DONE

@@ -9,7 +9,12 @@ from workers.tasks.health import ping
 from workers.tasks.housekeeping import prune_rate_counters  # noqa: F401
 from workers.tasks.judging import gpu_judge_version, judge_battles, judge_version  # noqa: F401
 from workers.tasks.metrics import gpu_compute_metrics  # noqa: F401
-from workers.tasks.pipeline import pipeline_failed, pipeline_join_arena, pipeline_set_status  # noqa: F401
+from workers.tasks.pipeline import (  # noqa: F401
+    pipeline_failed,
+    pipeline_join_arena,
+    pipeline_launch,
+    pipeline_set_status,
+)
 from workers.tasks.ratings import refresh_rating_snapshots  # noqa: F401
 from workers.tasks.validation import validate_checkpoint  # noqa: F401
 

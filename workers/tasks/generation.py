@@ -14,9 +14,9 @@ def gpu_generate_samples(
 ) -> dict:
     """Generate the missing (prompt, seed) samples of a version; idempotent, resumes after a
     redelivery. A bad config or OOM fails the "generate" stage with its reason (no retry)."""
-    from evaluation.sample_store import generate_samples
+    from pipeline.services import pipeline_generate
 
-    report = generate_samples(
+    report = pipeline_generate(
         version_id=version_id, prompt_set_slug=prompt_set_slug, seeds=seeds, prompt_ids=prompt_ids
     )
     return report.as_dict()

@@ -8,7 +8,7 @@ from celery import shared_task
 @shared_task(name="workers.tasks.gpu_compute_metrics")
 def gpu_compute_metrics(version_id: int) -> dict:
     """Evaluate version `version_id` against its task's reference sets; rows are replaced on retry."""
-    from evaluation.services import version_metrics_compute
+    from pipeline.services import pipeline_metrics
 
-    rows = version_metrics_compute(version_id=version_id)
+    rows = pipeline_metrics(version_id=version_id)
     return {row.metric: {"status": row.status, "value": row.value} for row in rows}

@@ -1,13 +1,21 @@
-"""Small bookkeeping tasks that the pipeline chain (workers/pipeline.py) is made of."""
+"""The pipeline's own tasks: launch the chain, set a version's status, join the arena, fail."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
 
+@shared_task(name="workers.tasks.pipeline_launch")
+def pipeline_launch(version_id: int, from_stage: str = "generate") -> str:
+    """Build the chain of a version's stages from `from_stage` and send it (pipeline_start)."""
+    from workers.pipeline import pipeline_chain
+
+    return pipeline_chain(version_id=version_id, from_stage=from_stage).apply_async().id
+
+
 @shared_task(name="workers.tasks.pipeline_set_status")
 def pipeline_set_status(version_id: int, status: str) -> str:
-    from workers.pipeline import version_set_status
+    from pipeline.services import version_set_status
 
     version_set_status(version_id=version_id, status=status)
     return status
@@ -15,7 +23,7 @@ def pipeline_set_status(version_id: int, status: str) -> str:
 
 @shared_task(name="workers.tasks.pipeline_join_arena")
 def pipeline_join_arena(version_id: int) -> dict:
-    from workers.pipeline import version_join_arena
+    from pipeline.services import version_join_arena
 
     version = version_join_arena(version_id=version_id)
     return {
@@ -28,6 +36,6 @@ def pipeline_join_arena(version_id: int) -> dict:
 @shared_task(name="workers.tasks.pipeline_failed")
 def pipeline_failed(version_id: int) -> None:
     """Error callback of the chain: the failing stage already recorded its reason."""
-    from workers.pipeline import version_pipeline_failed
+    from pipeline.services import version_pipeline_failed
 
     version_pipeline_failed(version_id=version_id, reason="a pipeline stage failed")

@@ -8,9 +8,9 @@ from celery import shared_task
 @shared_task(name="workers.tasks.validate_checkpoint")
 def validate_checkpoint(version_id: int) -> dict:
     """Validate the finalized upload of ``version_id``; returns the resulting status."""
-    from models_registry.services import checkpoint_validate
+    from pipeline.services import pipeline_validate
 
-    version = checkpoint_validate(version_id=version_id)
+    version = pipeline_validate(version_id=version_id)
     if version is None:
         return {"version_id": version_id, "status": "missing", "reason": "version was deleted"}
     return {"version_id": version.pk, "status": version.status, "reason": version.status_reason}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import CommandError
 
 from models_registry.management.version_command import ModelVersionCommand
-from workers.pipeline import RERUNNABLE_STAGES, PipelineError, pipeline_rerun
+from pipeline.services import RERUNNABLE_STAGES, PipelineError, pipeline_rerun
 
 
 class Command(ModelVersionCommand):

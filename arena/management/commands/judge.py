@@ -7,13 +7,8 @@ import json
 from django.core.management.base import CommandError, CommandParser
 from tqdm import tqdm
 
-from evaluation.judging import (
-    BACKENDS,
-    JudgeNotConfigured,
-    judge_battles,
-    judge_human_agreement,
-    judge_version_samples,
-)
+from arena.judging import judge_battles, judge_human_agreement
+from evaluation.judging import BACKENDS, JudgeNotConfigured, judge_version_samples
 from models_registry.management.version_command import ModelVersionCommand
 from models_registry.models import ModelVersion, Task
 

@@ -1,0 +1,17 @@
+"""REST read of a version's pipeline stages (``/api/v1/versions/<pk>/stages/``)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+
+from models_registry.api import VersionChildListView
+from pipeline import selectors
+from pipeline.serializers import VersionStageSerializer
+
+
+@extend_schema(summary="List a version's pipeline stages")
+class VersionStagesView(VersionChildListView):
+    serializer_class = VersionStageSerializer
+
+    def get_queryset(self):
+        return selectors.version_stages(version=self.version())

@@ -1,0 +1,198 @@
+"""The evaluation pipeline of a version: each stage runs one domain service inside `stage_run`.
+
+    validate ─► [generating] generate ─► [evaluating] metrics ─► judge ─► arena
+
+Celery tasks (workers/) call these functions; the chain that strings them together is built by
+`workers.tasks.pipeline_launch`, which this module names but does not import (workers sit above
+the pipeline). A stage that raises records its reason on its `VersionStage` row; the chain's
+error callback marks the version failed, and other versions' chains go on untouched.
+"""
+
+from __future__ import annotations
+
+from celery import signature
+from django.conf import settings
+from django.db import transaction
+
+from models_registry.models import ModelVersion, VersionStatus
+from models_registry.services import checkpoint_validate
+from pipeline.models import Stage, StageState, VersionStage
+from pipeline.stages import stage_run, stage_wait, stages_pending
+
+# Stages a maintainer can (re)run, in pipeline order; `validate` re-checks the stored checkpoint.
+PIPELINE_STAGES = [Stage.GENERATE, Stage.METRICS, Stage.JUDGE, Stage.ARENA]
+RERUNNABLE_STAGES = [Stage.VALIDATE, *PIPELINE_STAGES]
+AWAITING_APPROVAL = "awaiting maintainer approval"
+
+
+class PipelineError(ValueError):
+    """A user-caused pipeline request that cannot be honoured (message names what is wrong)."""
+
+
+def _enqueue(task_name: str, *args) -> None:
+    """Send a workers task by name once the surrounding transaction commits."""
+    message = signature(task_name, args=list(args), immutable=True)
+    transaction.on_commit(message.apply_async)
+
+
+def validation_enqueue(*, version_id: int) -> None:
+    _enqueue("workers.tasks.validate_checkpoint", version_id)
+
+
+def pipeline_start(*, version_id: int, from_stage: str = Stage.GENERATE) -> None:
+    """Queue the stages from `from_stage` on, then launch the chain after the commit."""
+    if from_stage not in PIPELINE_STAGES:
+        raise PipelineError(
+            f"unknown stage {from_stage!r}; choose one of {', '.join(PIPELINE_STAGES)}"
+        )
+    stages_pending(
+        version_id=version_id, stages=PIPELINE_STAGES[PIPELINE_STAGES.index(from_stage) :]
+    )
+    _enqueue("workers.tasks.pipeline_launch", version_id, str(from_stage))
+
+
+def pipeline_rerun(*, version: ModelVersion, stage: str) -> None:
+    """Re-run one stage of a version and everything after it (maintainers: admin or `rerun`)."""
+    if stage not in RERUNNABLE_STAGES:
+        raise PipelineError(
+            f"unknown stage {stage!r}; choose one of {', '.join(RERUNNABLE_STAGES)}"
+        )
+    if stage == Stage.VALIDATE:
+        if not hasattr(version, "checkpoint") and not version.uploads.exists():
+            raise PipelineError(f"{version} has no uploaded checkpoint to validate")
+        version.status = VersionStatus.VALIDATING
+        version.save(update_fields=["status", "updated_at"])
+        validation_enqueue(version_id=version.pk)
+        return
+    if version.status in (
+        VersionStatus.DRAFT,
+        VersionStatus.UPLOADING,
+        VersionStatus.VALIDATING,
+        VersionStatus.REJECTED,
+    ):
+        raise PipelineError(
+            f"{version} is {version.status}: only validated versions run the pipeline"
+        )
+    pipeline_start(version_id=version.pk, from_stage=stage)
+
+
+# --- stages ----------------------------------------------------------------------------------
+
+
+def pipeline_validate(*, version_id: int) -> ModelVersion | None:
+    """Validate a version's finalized upload; a ready version starts the evaluation pipeline.
+
+    A version no longer ``validating`` (deleted, or a redelivered task) is left as it is.
+    """
+    version = ModelVersion.objects.filter(pk=version_id).first()
+    if version is None or version.status != VersionStatus.VALIDATING:
+        return version
+    with stage_run(version_id=version_id, stage=Stage.VALIDATE, total=1) as run:
+        version = checkpoint_validate(version_id=version_id)
+        if version is not None and version.status == VersionStatus.REJECTED:
+            run.fail(version.status_reason)
+    if version is not None and version.status == VersionStatus.READY:
+        pipeline_start(version_id=version_id)
+    return version
+
+
+def pipeline_generate(
+    *, version_id: int, prompt_set_slug: str | None = None, seeds=None, prompt_ids=None
+):
+    """Generate (part of) a version's samples; the last chunk to finish ends the stage."""
+    from evaluation.sample_store import GenerationFailed, generate_samples
+
+    with stage_run(
+        version_id=version_id, stage=Stage.GENERATE, readable=(GenerationFailed,)
+    ) as run:
+        report = generate_samples(
+            version_id=version_id,
+            prompt_set_slug=prompt_set_slug,
+            seeds=seeds,
+            prompt_ids=prompt_ids,
+            progress=run.progress,
+        )
+        if not report.complete:
+            run.leave_running()
+    return report
+
+
+def pipeline_metrics(*, version_id: int):
+    from evaluation.services import version_metrics_compute
+
+    with stage_run(version_id=version_id, stage=Stage.METRICS) as run:
+        return version_metrics_compute(version_id=version_id, progress=run.progress)
+
+
+def pipeline_judge(*, version_id: int, mode: str | None, backend: str):
+    """Judge a version's samples; an unconfigured judge skips the stage with what to set."""
+    from evaluation.judging import JudgeNotConfigured, judge_version_samples, resolve_backend
+
+    version = ModelVersion.objects.get(pk=version_id)
+    with stage_run(
+        version_id=version_id,
+        stage=Stage.JUDGE,
+        total=version.samples.count(),
+        skip_on=(JudgeNotConfigured,),
+    ) as run:
+        resolve_backend(backend)
+        return judge_version_samples(
+            version=version, mode=mode, backend=backend, progress=run.advance
+        )
+    return None  # skipped
+
+
+def version_set_status(*, version_id: int, status: str, reason: str = "") -> None:
+    ModelVersion.objects.filter(pk=version_id).update(status=status, status_reason=reason)
+
+
+def version_join_arena(*, version_id: int) -> ModelVersion:
+    """Last stage: samples join the arena if approved (or at once with ARENA_AUTO_APPROVE)."""
+    with transaction.atomic():
+        version = ModelVersion.objects.select_for_update().get(pk=version_id)
+        with stage_run(version_id=version_id, stage=Stage.ARENA, total=1) as run:
+            if settings.ARENA_AUTO_APPROVE and not version.arena_approved:
+                version.arena_approved = True
+            if version.arena_approved:
+                version.status = VersionStatus.PUBLISHED
+                version.status_reason = ""
+            else:
+                version.status = VersionStatus.EVALUATING
+                version.status_reason = (
+                    "Evaluated; waiting for a maintainer to approve it for the arena."
+                )
+                run.leave_running()
+            version.save(update_fields=["arena_approved", "status", "status_reason", "updated_at"])
+        if not version.arena_approved:
+            stage_wait(version_id=version_id, stage=Stage.ARENA, reason=AWAITING_APPROVAL)
+    return version
+
+
+def arena_stage_resume(*, version_id: int) -> bool:
+    """Finish the arena stage of a version that was evaluated and waited for approval."""
+    waiting = VersionStage.objects.filter(
+        version_id=version_id,
+        stage=Stage.ARENA,
+        state=StageState.PENDING,
+        reason=AWAITING_APPROVAL,
+    ).exists()
+    if waiting:
+        version_join_arena(version_id=version_id)
+    return waiting
+
+
+def first_failed_stage(*, version: ModelVersion) -> str | None:
+    """The earliest failed stage of a version in pipeline order, for 're-run from the failure'."""
+    failed = set(version.stages.filter(state=StageState.FAILED).values_list("stage", flat=True))
+    return next((s for s in RERUNNABLE_STAGES if s in failed), None)
+
+
+def version_pipeline_failed(*, version_id: int, reason: str) -> None:
+    """Mark the version failed, naming the stage that failed and its recorded reason."""
+    failed = (
+        VersionStage.objects.filter(version_id=version_id, state=StageState.FAILED)
+        .order_by("-updated_at")
+        .first()
+    )
+    detail = f"stage {failed.stage} failed: {failed.reason}" if failed else reason
+    version_set_status(version_id=version_id, status=VersionStatus.FAILED, reason=detail[:4000])
