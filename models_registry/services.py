@@ -337,15 +337,17 @@ def upload_write_chunk(
         )
     with transaction.atomic():
         locked = Upload.objects.select_for_update().get(pk=upload.pk)
-        if locked.status != UploadStatus.OPEN or locked.received != start:
-            transaction.on_commit(lambda: default_storage.delete(saved))
-            raise UploadOffsetConflict(
-                f"another request advanced this upload; the next expected offset is "
-                f"{locked.received}",
-                offset=locked.received,
-            )
-        locked.received = end + 1
-        locked.save(update_fields=["received", "updated_at"])
+        won = locked.status == UploadStatus.OPEN and locked.received == start
+        if won:
+            locked.received = end + 1
+            locked.save(update_fields=["received", "updated_at"])
+    if not won:
+        default_storage.delete(saved)  # another request stored these bytes first
+        raise UploadOffsetConflict(
+            f"another request advanced this upload; the next expected offset is "
+            f"{locked.received}",
+            offset=locked.received,
+        )
     return locked
 
 

@@ -20,8 +20,9 @@ from evaluation.models import MediaKind, Sample
 from evaluation.sample_store import GenerationFailed, generate_samples, store_sample
 from models_registry.generators.native import build_model, save_native
 from models_registry.generators.synthetic import benchmark_prompts
-from pipeline.models import Stage, StageState, VersionStage
 from models_registry.reference_models import register_reference_model
+from pipeline.models import Stage, StageState, VersionStage
+from pipeline.services import pipeline_generate
 from tests.conftest import wait_for
 from tests.unit.test_generators_native import tiny
 
@@ -138,16 +139,18 @@ def test_generation_resumes_where_it_stopped(tmp_path):
     )
     assert (first.created, first.existing) == (4, 0)
     # A redelivered run with more seeds only makes what is missing.
+    progress = []
     again = generate_samples(
         version_id=version.id,
         prompt_set_slug=prompt_set.slug,
         seeds=[0, 1],
         batch_size=3,
         device="cpu",
+        progress=lambda done, total: progress.append((done, total)),
     )
-    assert (again.created, again.existing, again.total) == (4, 4, 8)
+    assert (again.created, again.existing, again.total) == (4, 4, 8) and again.complete
     assert Sample.objects.filter(version=version).count() == 8
-    assert (stage(version).done, stage(version).total) == (8, 8)
+    assert progress == [(4, 8), (7, 8), (8, 8)]  # what existed, then after each batch of 3
 
 
 @pytest.mark.django_db
@@ -229,8 +232,10 @@ def test_missing_prompt_set_and_task_mismatch_fail_with_reasons(tmp_path):
         generate_samples(version_id=version.id, prompt_set_slug="nope", device="cpu")
     tiny_prompt_set("text-to-video", n=1, slug="vid")
     with pytest.raises(GenerationFailed, match="is text-to-video but the model is text-to-image"):
-        generate_samples(version_id=version.id, prompt_set_slug="vid", device="cpu")
-    assert stage(version).state == StageState.FAILED
+        pipeline_generate(version_id=version.id, prompt_set_slug="vid")
+    row = stage(version)
+    assert row.state == StageState.FAILED  # the pipeline records the readable reason as is
+    assert row.reason == "prompt set 'vid' is text-to-video but the model is text-to-image"
 
 
 @pytest.mark.django_db

@@ -223,10 +223,15 @@ def test_worker_killed_mid_generation_is_redelivered_and_the_result_is_identical
 def test_two_gpu_workers_never_generate_the_same_sample(
     child_env, celery_workers, tmp_path, settings
 ):
-    settings.GENERATION_PROMPTS_PER_TASK = 1  # six gpu tasks of one prompt each
     version = register_tiny(tmp_path, "pipe-two", config=slow_config(steps=10))
     benchmark_prompt_set(n=6)
-    env = dict(child_env, GENERATOR_SEEDS_PER_PROMPT="2", GENERATOR_BATCH_SIZE="2")
+    # The worker that launches the chain splits it: six gpu tasks of one prompt each.
+    env = dict(
+        child_env,
+        GENERATOR_SEEDS_PER_PROMPT="2",
+        GENERATOR_BATCH_SIZE="2",
+        GENERATION_PROMPTS_PER_TASK="1",
+    )
     celery_workers.start(env, queues="gpu", name="gpuA")
     celery_workers.start(env, queues="gpu,default", name="gpuB")
     for name in ("gpuA", "gpuB"):  # both consuming before any work is queued
