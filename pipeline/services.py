@@ -125,7 +125,8 @@ def pipeline_metrics(*, version_id: int):
 
 
 def pipeline_judge(*, version_id: int, mode: str | None, backend: str):
-    """Judge a version's samples; an unconfigured judge skips the stage with what to set."""
+    """Judge a version's samples: the run's summary, or, when no judge is configured, the
+    reason the stage was skipped (it names the settings to fill)."""
     from evaluation.judging import JudgeNotConfigured, judge_version_samples, resolve_backend
 
     version = ModelVersion.objects.get(pk=version_id)
@@ -139,7 +140,7 @@ def pipeline_judge(*, version_id: int, mode: str | None, backend: str):
         return judge_version_samples(
             version=version, mode=mode, backend=backend, progress=run.advance
         )
-    return None  # skipped
+    return run.skipped_reason
 
 
 def version_set_status(*, version_id: int, status: str, reason: str = "") -> None:

@@ -59,6 +59,12 @@ class StageRun:
     def skip(self, reason: str) -> None:
         self.outcome = (StageState.SKIPPED, reason)
 
+    @property
+    def skipped_reason(self) -> str | None:
+        """Why the stage was skipped (read after the block), or None."""
+        skipped = self.outcome and self.outcome[0] == StageState.SKIPPED
+        return self.outcome[1] if skipped else None
+
     def fail(self, reason: str) -> None:
         """End the stage failed with a readable reason, without raising (e.g. a rejection)."""
         self.outcome = (StageState.FAILED, reason)
@@ -95,6 +101,7 @@ def stage_run(
     try:
         yield run
     except skip_on as exc:
+        run.outcome = (StageState.SKIPPED, str(exc))
         _finish(version_id=version_id, stage=stage, state=StageState.SKIPPED, reason=str(exc))
         return
     except Exception as exc:

@@ -23,6 +23,7 @@ from evaluation.services import (
 )
 from models_registry.models import GenerativeModel, ModelVersion
 from pipeline.models import VersionStage
+from pipeline.services import pipeline_metrics
 from tests.conftest import wait_for
 from tests.integration.test_metrics_commands import write_images
 from tests.unit.test_metrics_backbones import TINY_CLIP_NAME, images, save_tiny_clip
@@ -107,8 +108,10 @@ def test_version_metrics_store_ok_and_unavailable_rows_idempotently(
     }
     settings.METRICS_BOOTSTRAP = 20
     version = make_version_with_samples()
-    version_metrics_compute(version_id=version.pk)
-    version_metrics_compute(version_id=version.pk)  # a retry replaces, never duplicates
+    progress = []
+    version_metrics_compute(version_id=version.pk, progress=lambda *p: progress.append(p))
+    assert progress[0] == (0, 5) and progress[-1] == (5, 5)
+    pipeline_metrics(version_id=version.pk)  # a retry replaces, never duplicates
     rows = {row.metric: row for row in MetricResult.objects.filter(version=version)}
     assert sorted(rows) == ["clip_score", "cmmd", "fd_clip", "fid", "kid"]
     assert MetricResult.objects.filter(version=version).count() == 5

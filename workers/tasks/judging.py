@@ -9,8 +9,8 @@ def _judge_version(version_id: int, mode: str | None, backend: str) -> dict:
     from pipeline.services import pipeline_judge
 
     summary = pipeline_judge(version_id=version_id, mode=mode, backend=backend)
-    if summary is None:
-        return {"skipped": True}
+    if isinstance(summary, str):
+        return {"skipped": summary}
     return {
         "judge": summary.judge,
         "mode": summary.mode,
