@@ -7,6 +7,8 @@ reads RatingSnapshot rows only; it never fits ratings on a page request.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -53,6 +55,12 @@ LEADERBOARD_COLUMNS = (
     "win_rate",
     "provisional",
 )
+
+
+def anonymised_rater_id(rater_id: int) -> str:
+    """A stable pseudonym for a rater in exported data (not reversible without SECRET_KEY)."""
+    digest = hmac.new(settings.SECRET_KEY.encode(), f"rater:{rater_id}".encode(), hashlib.sha256)
+    return digest.hexdigest()[:16]
 
 
 def visible_models(*, user) -> QuerySet[GenerativeModel]:
@@ -494,7 +502,6 @@ def export_vote_rows(*, task: str, category: str | None = None, rater_kind: str 
     winner uses LMArena's values; judge is an anonymised rater id; tstamp / served_tstamp are
     Unix seconds (float).
     """
-    from arena.services import anonymised_rater_id
 
     votes = Vote.objects.filter(task=task)
     if category is not None:

@@ -88,12 +88,6 @@ def address_hash(address: str) -> str:
     return hmac.new(settings.SECRET_KEY.encode(), address.encode(), hashlib.sha256).hexdigest()
 
 
-def anonymised_rater_id(rater_id: int) -> str:
-    """A stable pseudonym for a rater in exported data (not reversible without SECRET_KEY)."""
-    digest = hmac.new(settings.SECRET_KEY.encode(), f"rater:{rater_id}".encode(), hashlib.sha256)
-    return digest.hexdigest()[:16]
-
-
 # --- battles -------------------------------------------------------------------------------
 
 

@@ -6,8 +6,13 @@ from collections.abc import Iterable
 
 from django.db.models import QuerySet
 
-from evaluation.models import MetricResult, MetricStatus, ReferenceSet
+from evaluation.models import MetricResult, MetricStatus, ReferenceSet, Sample
 from models_registry.models import ModelVersion
+
+
+def version_samples(*, version: ModelVersion) -> QuerySet[Sample]:
+    """Generated samples of one version, in natural-key order."""
+    return Sample.objects.filter(version=version).select_related("prompt")
 
 
 def metric_results_for_version(*, version: ModelVersion) -> QuerySet[MetricResult]:

@@ -18,7 +18,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
 from evaluation.models import MediaKind, MetricResult, MetricStatus, ReferenceSet, Sample
-from models_registry.models import ModelVersion, Stage, Task
+from models_registry.models import ModelVersion, Task
 
 log = logging.getLogger(__name__)
 
@@ -293,63 +293,52 @@ def _sample_batches(
         yield batch, prompts[i * batch_size : i * batch_size + len(batch)]
 
 
-def version_metrics_compute(*, version_id: int) -> list[MetricResult]:
+def version_metrics_compute(
+    *, version_id: int, progress: Callable[[int, int], None] | None = None
+) -> list[MetricResult]:
     """Evaluate a version's samples with its task's metrics and store one row per metric.
 
     Metrics whose backbone weights are missing or refused get `unavailable` rows with the
     message; metrics that cannot be computed from these samples (too few, too short videos,
     unreadable files) get `failed` rows. Re-running replaces the rows (idempotent).
+    `progress(done, total)` counts metrics finished.
     """
     from evaluation.features.registry import backbone_name
     from evaluation.features.weights import WeightsRejected, WeightsUnavailable
     from evaluation.metrics.suite import METRICS
-    from workers.stages import (
-        stage_advance,
-        stage_done,
-        stage_fail,
-        stage_progress,
-        stage_start,
-    )
 
     version = ModelVersion.objects.select_related("model").get(pk=version_id)
     task = version.model.task
     names = list(settings.METRICS_BY_TASK.get(task, []))
-    stage_start(version_id=version_id, stage=Stage.METRICS, total=len(names))
-    stage_progress(version_id=version_id, stage=Stage.METRICS, done=0)  # every metric is redone
+    progress = progress or (lambda _done, _total: None)
+    progress(0, len(names))  # every metric is redone
     samples = list(
         Sample.objects.filter(version=version).select_related("prompt").order_by("prompt", "seed")
     )
     kind = MediaKind.VIDEO if task == Task.TEXT_TO_VIDEO else MediaKind.IMAGE
     results: list[MetricResult] = []
-    try:
-        by_backbone: dict[str, list[str]] = {}
-        for name in names:
-            by_backbone.setdefault(METRICS[name].backbone, []).append(name)
-        for key, group in by_backbone.items():
-            model_name = settings.CLIP_MODEL_NAME if key == "clip" else None
-            try:
-                backbone = backbone_load(key=key)
-            except (WeightsUnavailable, WeightsRejected) as exc:
-                for name in group:
-                    results.append(
-                        metric_result_store(
-                            version=version,
-                            metric=name,
-                            backbone=backbone_name(key, model_name),
-                            status=MetricStatus.UNAVAILABLE,
-                            message=str(exc),
-                        )
+    by_backbone: dict[str, list[str]] = {}
+    for name in names:
+        by_backbone.setdefault(METRICS[name].backbone, []).append(name)
+    for key, group in by_backbone.items():
+        model_name = settings.CLIP_MODEL_NAME if key == "clip" else None
+        try:
+            backbone = backbone_load(key=key)
+        except (WeightsUnavailable, WeightsRejected) as exc:
+            for name in group:
+                results.append(
+                    metric_result_store(
+                        version=version,
+                        metric=name,
+                        backbone=backbone_name(key, model_name),
+                        status=MetricStatus.UNAVAILABLE,
+                        message=str(exc),
                     )
-                    stage_advance(version_id=version_id, stage=Stage.METRICS)
-                continue
-            results.extend(_compute_group(version, task, kind, group, backbone, samples))
-            stage_advance(version_id=version_id, stage=Stage.METRICS, by=len(group))
-    except Exception as exc:
-        stage_fail(
-            version_id=version_id, stage=Stage.METRICS, reason=f"{type(exc).__name__}: {exc}"
-        )
-        raise
-    stage_done(version_id=version_id, stage=Stage.METRICS)
+                )
+                progress(len(results), len(names))
+            continue
+        results.extend(_compute_group(version, task, kind, group, backbone, samples))
+        progress(len(results), len(names))
     return results
 
 

@@ -29,14 +29,11 @@ from models_registry.serializers import (
     ErrorSerializer,
     GenerativeModelSerializer,
     GenerativeModelUpdateSerializer,
-    MetricResultSerializer,
     ModelVersionSerializer,
-    SampleSerializer,
     UploadFinalizeSerializer,
     UploadSerializer,
     UploadStartSerializer,
     VersionCreateSerializer,
-    VersionStageSerializer,
     VersionUpdateSerializer,
 )
 
@@ -157,35 +154,13 @@ class VersionDetailView(RegistryAPIView):
         return Response(ModelVersionSerializer(version).data)
 
 
-class _VersionChildList(RegistryListView):
+class VersionChildListView(RegistryListView):
+    """Base of a list that hangs off one version the caller may see (samples, metrics, stages)."""
+
     def version(self):
         return get_object_or_404(
             selectors.visible_versions(user=self.request.user), pk=self.kwargs["pk"]
         )
-
-
-@extend_schema(summary="List a version's generated samples")
-class VersionSamplesView(_VersionChildList):
-    serializer_class = SampleSerializer
-
-    def get_queryset(self):
-        return selectors.version_samples(version=self.version())
-
-
-@extend_schema(summary="List a version's metric results")
-class VersionMetricsView(_VersionChildList):
-    serializer_class = MetricResultSerializer
-
-    def get_queryset(self):
-        return selectors.version_metric_results(version=self.version())
-
-
-@extend_schema(summary="List a version's pipeline stages")
-class VersionStagesView(_VersionChildList):
-    serializer_class = VersionStageSerializer
-
-    def get_queryset(self):
-        return selectors.version_stages(version=self.version())
 
 
 class UploadStartView(RegistryAPIView):

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from arena.models import RatingSnapshot
 from arena.rating_snapshots import refresh_rating_snapshots
 from evaluation.models import MetricResult
-from models_registry.models import VersionStage
+from pipeline.models import VersionStage
 from tests.integration.arena_support import add_model, cast_votes, make_arena
 
 pytestmark = pytest.mark.django_db
