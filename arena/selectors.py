@@ -22,7 +22,8 @@ from django.db.models import Count, Q, QuerySet
 
 from arena.models import Battle, Outcome, RaterKind, RatingSnapshot, Vote
 from arena.sampling import ELO_PER_LOGIT, ModelState, SamplingConfig
-from evaluation.models import MediaKind, MetricResult, Prompt, Sample
+from evaluation.models import MetricResult, Prompt, Sample
+from models_registry.generators.tasks import task_spec
 from models_registry.models import (
     GenerativeModel,
     ModelVersion,
@@ -31,7 +32,6 @@ from models_registry.models import (
     Visibility,
 )
 
-MEDIA_KIND_FOR_TASK = {Task.TEXT_TO_IMAGE: MediaKind.IMAGE, Task.TEXT_TO_VIDEO: MediaKind.VIDEO}
 EXCLUDED_VERSION_STATUSES = (VersionStatus.REJECTED, VersionStatus.FAILED)
 # Metrics shown beside the ratings, in this order; any other metric present follows them.
 METRIC_ORDER = ("fid", "kid", "clip_score", "cmmd", "fvd", "vqascore")
@@ -93,7 +93,7 @@ def eligible_samples(*, task: str) -> QuerySet[Sample]:
         Sample.objects.filter(
             version__arena_approved=True,
             version__model__task=task,
-            media_kind=MEDIA_KIND_FOR_TASK[Task(task)],
+            media_kind=task_spec(task).media,
             prompt__prompt_set__task=task,
         )
         .exclude(version__model__visibility=Visibility.PRIVATE)

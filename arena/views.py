@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET, require_POST
 from arena import charts, selectors, services
 from arena.models import Battle, Outcome
 from arena.services import ArenaRefusal
+from models_registry.generators.tasks import task_spec
 from models_registry.models import Task
 
 OUTCOME_KEYS = (
@@ -145,7 +146,7 @@ def _task_or_404(task: str) -> str:
 
 def battle_payload(battle: Battle) -> dict:
     """Everything the browser needs before the vote, and no model identity."""
-    kind = selectors.MEDIA_KIND_FOR_TASK[Task(battle.task)]
+    kind = task_spec(battle.task).media
     return {
         "token": battle.token,
         "task": battle.task,

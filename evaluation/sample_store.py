@@ -28,11 +28,11 @@ from django.db import IntegrityError, transaction
 
 from evaluation.models import MediaKind, Prompt, PromptSet, Sample
 from models_registry.checkpoint_files import local_checkpoint_directory
-from models_registry.models import ModelVersion, Task
+from models_registry.generators.tasks import task_spec
+from models_registry.models import ModelVersion
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PROMPT_SETS = {Task.TEXT_TO_IMAGE: "t2i-benchmark", Task.TEXT_TO_VIDEO: "t2v-benchmark"}
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -202,7 +202,7 @@ def generate_samples(
 
     version = ModelVersion.objects.select_related("model").get(pk=version_id)
     task = version.model.task
-    slug = prompt_set_slug or DEFAULT_PROMPT_SETS[Task(task)]
+    slug = prompt_set_slug or task_spec(task).prompt_set
     prompt_set = PromptSet.objects.filter(slug=slug).first()
     if prompt_set is None:
         raise _fail(

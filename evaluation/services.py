@@ -18,7 +18,8 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
 from evaluation.models import MediaKind, MetricResult, MetricStatus, ReferenceSet, Sample
-from models_registry.models import ModelVersion, Task
+from models_registry.generators.tasks import task_spec
+from models_registry.models import ModelVersion
 
 log = logging.getLogger(__name__)
 
@@ -93,18 +94,18 @@ def _synthetic_media(*, task: str, n: int, seed: int) -> tuple[str, Iterator[tup
     from models_registry.generators.synthetic import render_image_dataset, render_video_dataset
 
     size = settings.METRICS_SYNTHETIC_RESOLUTION
-    if task == Task.TEXT_TO_VIDEO:
+    kind = task_spec(task).media
+    if kind == "video":
         media, _, _ = render_video_dataset(n, seed, size=size, frames=settings.METRICS_FVD_FRAMES)
     else:
         media, _, _ = render_image_dataset(n, seed, size=size)
-    kind = "video" if task == Task.TEXT_TO_VIDEO else "image"
     return kind, ((f"synthetic #{i}", item) for i, item in enumerate(media))
 
 
 def _folder_media(*, folder: Path, task: str) -> tuple[str, Iterator[tuple[str, object]]]:
     from evaluation.features.media import list_media, read_image, read_video
 
-    kind = "video" if task == Task.TEXT_TO_VIDEO else "image"
+    kind = task_spec(task).media
     reader = read_video if kind == "video" else read_image
     paths = list_media(folder, kind)
     return kind, ((p.name, reader(p)) for p in paths)
@@ -315,7 +316,7 @@ def version_metrics_compute(
     samples = list(
         Sample.objects.filter(version=version).select_related("prompt").order_by("prompt", "seed")
     )
-    kind = MediaKind.VIDEO if task == Task.TEXT_TO_VIDEO else MediaKind.IMAGE
+    kind = task_spec(task).media
     results: list[MetricResult] = []
     by_backbone: dict[str, list[str]] = {}
     for name in names:

@@ -6,10 +6,12 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from models_registry.generators.tasks import TASKS
 
-class Task(models.TextChoices):
-    TEXT_TO_IMAGE = "text-to-image", "Text to image"
-    TEXT_TO_VIDEO = "text-to-video", "Text to video"
+# One member per entry of the task catalogue (TEXT_TO_IMAGE = "text-to-image", "Text to image").
+Task = models.TextChoices(
+    "Task", [(spec.choice_name, (spec.name, spec.label)) for spec in TASKS.values()]
+)
 
 
 class Paradigm(models.TextChoices):

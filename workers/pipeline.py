@@ -13,7 +13,7 @@ from celery import chain, group, signature
 from django.conf import settings
 
 from evaluation.models import PromptSet
-from evaluation.sample_store import DEFAULT_PROMPT_SETS
+from models_registry.generators.tasks import task_spec
 from models_registry.models import ModelVersion, VersionStatus
 from pipeline.models import Stage
 from pipeline.services import PIPELINE_STAGES, PipelineError
@@ -31,7 +31,7 @@ def generation_group(version_id: int):
     no (prompt, seed) is in two tasks. Falls back to one task when the prompt set is missing
     (the task then fails the stage with the reason)."""
     version = ModelVersion.objects.select_related("model").get(pk=version_id)
-    prompt_set = PromptSet.objects.filter(slug=DEFAULT_PROMPT_SETS[version.model.task]).first()
+    prompt_set = PromptSet.objects.filter(slug=task_spec(version.model.task).prompt_set).first()
     ids = (
         list(prompt_set.prompts.order_by("position", "id").values_list("id", flat=True))
         if prompt_set

@@ -6,7 +6,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-TASKS = ("text-to-image", "text-to-video")
+from models_registry.generators.tasks import TASK_NAMES as TASKS  # noqa: F401 (re-export)
 
 
 class GeneratorConfigError(ValueError):

@@ -1,4 +1,4 @@
-"""Create or update the benchmark prompt sets (idempotent): t2i-benchmark and t2v-benchmark."""
+"""Create or update the benchmark prompt set of every task in the catalogue (idempotent)."""
 
 from __future__ import annotations
 
@@ -7,26 +7,7 @@ from django.db import transaction
 
 from evaluation.models import Prompt, PromptSet
 from models_registry.generators.synthetic import benchmark_prompts
-from models_registry.models import Task
-
-PROMPT_SETS = (
-    {
-        "slug": "t2i-benchmark",
-        "name": "Text-to-image benchmark",
-        "task": Task.TEXT_TO_IMAGE,
-        "size": 48,
-        "description": "Captions of the synthetic shapes grammar; categories colour, shape, "
-        "position and size each cycle through every value of their attribute.",
-    },
-    {
-        "slug": "t2v-benchmark",
-        "name": "Text-to-video benchmark",
-        "task": Task.TEXT_TO_VIDEO,
-        "size": 24,
-        "description": "Captions of moving shapes; categories colour, shape and motion "
-        "(direction) each cycle through every value of their attribute.",
-    },
-)
+from models_registry.generators.tasks import TASKS
 
 
 def load_prompt_set(
@@ -51,17 +32,16 @@ def load_prompt_set(
 
 
 class Command(BaseCommand):
-    help = "Create or update the t2i-benchmark and t2v-benchmark prompt sets (idempotent)."
+    help = "Create or update every task's benchmark prompt set (idempotent)."
 
     def handle(self, *args, **options) -> None:
-        for spec in PROMPT_SETS:
-            prompts = benchmark_prompts(spec["task"], spec["size"])
+        for spec in TASKS.values():
             prompt_set, created = load_prompt_set(
-                slug=spec["slug"],
-                name=spec["name"],
-                task=spec["task"],
-                description=spec["description"],
-                prompts=prompts,
+                slug=spec.prompt_set,
+                name=spec.prompt_set_name,
+                task=spec.name,
+                description=spec.prompt_set_description,
+                prompts=benchmark_prompts(spec.name, spec.prompt_set_size),
             )
             self.stdout.write(
                 f"{prompt_set.slug}: {prompt_set.prompts.count()} prompts ({created} new)"
