@@ -3,7 +3,7 @@
 Starts a real gunicorn server (one sync worker) on a scratch SQLite database and media folder,
 writes a native checkpoint archive of ``--gb`` GB (config.json + a model.safetensors filled with
 a repeating pattern), uploads it through the REST API in ``--chunk-mb`` chunks, finalizes it
-(the server streams the file to compute its sha256), then reads the peak resident set size
+(the server joins the stored chunks into one file, hashing them as it goes), then reads the peak resident set size
 (VmHWM) of the gunicorn worker from /proc. The issue's budget is 200 MB.
 
     .venv/bin/python benchmarks/upload_memory.py            # 2 GB, 32 MiB chunks
