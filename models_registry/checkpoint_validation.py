@@ -23,6 +23,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+# Pure modules only: the web process validates uploads without importing torch.
+from models_registry.generators.diffusers_loader import pipeline_resolution
+from models_registry.generators.native_config import (
+    GUIDANCE_RANGE,
+    STEPS_RANGE,
+    VIDEO_FRAMES_RANGE,
+    apply_overrides,
+    validate_native_config,
+)
+from models_registry.generators.protocol import GeneratorConfigError
+from models_registry.generators.tasks import TASK_NAMES
+
 
 class CheckpointRejected(Exception):
     """A checkpoint fails validation; ``str(exc)`` is the reason shown to the author."""
@@ -481,22 +493,11 @@ def parse_json_file(stream: IO[bytes], *, size: int, max_bytes: int, path: str) 
 
 # --- generator config schema -------------------------------------------------------------------
 
-PARADIGMS = ("diffusion", "score", "flow", "video")
-TASKS = ("text-to-image", "text-to-video")
+# A diffusers pipeline's settings; a native config.json is checked by the one native schema
+# (models_registry/generators/native_config.py), whose ranges are those of the reference U-Net.
 RESOLUTION_RANGE = (8, 1024)
 FRAMES_RANGE = (1, 128)
-VIDEO_MIN_FRAMES = 8
-NATIVE_KEYS = {"format", "paradigm", "task", "resolution", "frames", "architecture", "sampler"}
-NATIVE_OPTIONAL_KEYS = {
-    "sampler",
-    "schedule",
-    "name",
-    "description",
-    "channels",
-    "training",
-    "metadata",
-}
-NATIVE_REQUIRED_KEYS = NATIVE_KEYS - {"sampler"}
+VIDEO_MIN_FRAMES = VIDEO_FRAMES_RANGE[0]
 # Settings an author may give on a version (applied over the checkpoint's own config).
 OVERRIDE_KEYS = {"resolution", "frames", "sampler", "steps", "guidance_scale"}
 
@@ -511,7 +512,11 @@ def _int_in_range(config: dict, key: str, low: int, high: int, where: str) -> in
 
 
 def check_overrides(overrides: Any, *, where: str = "generator_config") -> dict:
-    """Validate author-supplied version settings: optional resolution, frames, sampler."""
+    """Validate author-supplied version settings: optional resolution, frames, sampler.
+
+    The checkpoint's format is not known yet, so these are the widest ranges of any format; the
+    format's own schema checks the merged config when the checkpoint is validated.
+    """
     if not isinstance(overrides, dict):
         raise CheckpointRejected(f"{where} must be a JSON object")
     unknown = set(overrides) - OVERRIDE_KEYS
@@ -524,24 +529,25 @@ def check_overrides(overrides: Any, *, where: str = "generator_config") -> dict:
     if "frames" in overrides:
         _int_in_range(overrides, "frames", *FRAMES_RANGE, where)
     if "steps" in overrides:
-        _int_in_range(overrides, "steps", 1, 1000, where)
-    guidance = overrides.get("guidance_scale", 0.0)
+        _int_in_range(overrides, "steps", *STEPS_RANGE, where)
+    low, high = GUIDANCE_RANGE
+    guidance = overrides.get("guidance_scale", low)
     if (
         not isinstance(guidance, int | float)
         or isinstance(guidance, bool)
-        or not 0 <= guidance <= 50
+        or not (low <= guidance <= high)
     ):
-        raise CheckpointRejected(f"{where}: 'guidance_scale' must be a number from 0 to 50")
+        raise CheckpointRejected(f"{where}: 'guidance_scale' must be a number from {low} to {high}")
     if "sampler" in overrides and not isinstance(overrides["sampler"], dict | str):
         raise CheckpointRejected(f"{where}: 'sampler' must be a sampler name or a JSON object")
     return overrides
 
 
 def check_generator_settings(config: dict, *, where: str) -> None:
-    """Shared checks for task, resolution and frames of any final generator config."""
-    if config.get("task") not in TASKS:
+    """Checks for task, resolution and frames of a diffusers pipeline's generator config."""
+    if config.get("task") not in TASK_NAMES:
         raise CheckpointRejected(
-            f"{where}: 'task' must be one of {', '.join(TASKS)}, got {config.get('task')!r}"
+            f"{where}: 'task' must be one of {', '.join(TASK_NAMES)}, got {config.get('task')!r}"
         )
     _int_in_range(config, "resolution", *RESOLUTION_RANGE, where)
     frames = _int_in_range(config, "frames", *FRAMES_RANGE, where)
@@ -556,30 +562,14 @@ def check_generator_settings(config: dict, *, where: str) -> None:
 
 
 def check_native_config(config: Any, *, where: str = "config.json") -> dict:
-    """Validate a native ``config.json`` (format, paradigm, task, resolution, frames, architecture)."""
-    if not isinstance(config, dict):
-        raise CheckpointRejected(f"{where} must be a JSON object")
-    missing = sorted(NATIVE_REQUIRED_KEYS - set(config))
-    if missing:
-        raise CheckpointRejected(f"{where} is missing required keys: {', '.join(missing)}")
-    unknown = sorted(set(config) - NATIVE_KEYS - NATIVE_OPTIONAL_KEYS)
-    if unknown:
-        raise CheckpointRejected(
-            f"{where} has unknown keys {unknown}; put model hyper-parameters inside "
-            "'architecture' and sampling settings inside 'sampler'"
-        )
-    if config["format"] != "native":
-        raise CheckpointRejected(f"{where}: 'format' must be 'native', got {config['format']!r}")
-    if config["paradigm"] not in PARADIGMS:
-        raise CheckpointRejected(
-            f"{where}: unknown paradigm {config['paradigm']!r}; allowed: {', '.join(PARADIGMS)}"
-        )
-    if not isinstance(config["architecture"], dict):
-        raise CheckpointRejected(f"{where}: 'architecture' must be a JSON object")
-    check_generator_settings(config, where=where)
-    if config["paradigm"] == "video" and config["task"] != "text-to-video":
-        raise CheckpointRejected(f"{where}: paradigm 'video' needs task 'text-to-video'")
-    return config
+    """Validate a native ``config.json`` with the native schema (the one the loader uses).
+
+    Returns the canonical config (defaults filled in).
+    """
+    try:
+        return validate_native_config(config)
+    except GeneratorConfigError as exc:
+        raise CheckpointRejected(f"{where}: {exc}") from exc
 
 
 def check_diffusers_index(index: Any, *, where: str = "model_index.json") -> dict[str, str]:
@@ -787,8 +777,8 @@ def _check_diffusers_layout(summary: CheckpointSummary) -> None:
 def diffusers_generator_config(summary: CheckpointSummary, *, task: str, overrides: dict) -> dict:
     """The generator config recorded for a diffusers pipeline (task, resolution, frames, sampler).
 
-    Resolution defaults to the denoiser's ``sample_size`` times the VAE's downsampling factor
-    when both configs give it; otherwise the author must set ``resolution`` on the version.
+    Resolution defaults to what `pipeline_resolution` reads from the component configs (the
+    loader uses the same function); otherwise the author must set ``resolution`` on the version.
     """
     config: dict[str, Any] = {
         "format": "diffusers",
@@ -796,11 +786,14 @@ def diffusers_generator_config(summary: CheckpointSummary, *, task: str, overrid
         "pipeline_class": summary.model_index["_class_name"],
         "components": dict(summary.components),
     }
-    resolution = overrides.get("resolution") or _diffusers_default_resolution(summary)
+    resolution = overrides.get("resolution") or pipeline_resolution(
+        summary.model_index, summary.json_files
+    )
     if resolution is None:
         raise CheckpointRejected(
-            "cannot tell the pipeline's output resolution from its configs; set "
-            "generator_config.resolution on the version"
+            "cannot tell the pipeline's output resolution from its configs (no integer "
+            "unet/ or transformer/ config.json sample_size, or a vae/ config.json without "
+            "block_out_channels); set generator_config.resolution on the version"
         )
     config["resolution"] = resolution
     config["frames"] = overrides.get("frames", 1 if task == "text-to-image" else 16)
@@ -809,31 +802,15 @@ def diffusers_generator_config(summary: CheckpointSummary, *, task: str, overrid
     return config
 
 
-def _diffusers_default_resolution(summary: CheckpointSummary) -> int | None:
-    sample_size = None
-    for folder in ("unet", "transformer"):
-        cfg = summary.json_files.get(f"{folder}/config.json")
-        if isinstance(cfg, dict) and _is_int(cfg.get("sample_size")):
-            sample_size = cfg["sample_size"]
-            break
-    vae = summary.json_files.get("vae/config.json")
-    if sample_size is None or not isinstance(vae, dict):
-        return None
-    blocks = vae.get("block_out_channels")
-    if not isinstance(blocks, list) or not blocks:
-        return None
-    return sample_size * 2 ** (len(blocks) - 1)
-
-
 def native_generator_config(summary: CheckpointSummary, *, task: str, overrides: dict) -> dict:
-    """config.json with the version's resolution/frames overrides applied, schema-checked.
-
-    Sampler overrides are merged by the generator's own loader rules (see services).
-    """
-    config = dict(summary.config)
+    """config.json with the version's generator_config applied (resolution, frames, sampler,
+    steps, guidance_scale), checked by the native schema: the config the loader will use."""
+    config = summary.config
     if config["task"] != task:
         raise CheckpointRejected(
             f"config.json task {config['task']!r} does not match the model's task {task!r}"
         )
-    config.update({key: overrides[key] for key in ("resolution", "frames") if key in overrides})
-    return check_native_config(config, where="config.json with the version's generator_config")
+    try:
+        return apply_overrides(config, overrides)
+    except GeneratorConfigError as exc:
+        raise CheckpointRejected(str(exc)) from exc

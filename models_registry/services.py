@@ -344,8 +344,7 @@ def upload_write_chunk(
     if not won:
         default_storage.delete(saved)  # another request stored these bytes first
         raise UploadOffsetConflict(
-            f"another request advanced this upload; the next expected offset is "
-            f"{locked.received}",
+            f"another request advanced this upload; the next expected offset is {locked.received}",
             offset=locked.received,
         )
     return locked

@@ -21,6 +21,12 @@ from dataclasses import dataclass
 
 import torch
 
+from models_registry.generators.native_config import (  # noqa: F401 (re-exported)
+    SAMPLER_OPTIONS,
+    SAMPLER_PARADIGMS,
+    SCHEDULE_KEYS,
+)
+
 Denoiser = Callable[[torch.Tensor, float], torch.Tensor]
 
 
@@ -303,26 +309,14 @@ def _need(generator: Sequence[torch.Generator] | None) -> Sequence[torch.Generat
 
 # Sampler name -> (class, paradigms whose network output it understands).
 SAMPLERS: dict[str, tuple[type, tuple[str, ...]]] = {
-    "ddpm": (DDPMScheduler, ("diffusion",)),
-    "ddim": (DDIMScheduler, ("diffusion",)),
-    "ve-pc": (VESDEPredictorCorrector, ("score",)),
-    "euler": (FlowMatchEulerScheduler, ("flow", "video")),
-    "heun": (FlowMatchHeunScheduler, ("flow", "video")),
-}
-# Options a sampler config may set per sampler (besides name, steps and guidance_scale).
-SAMPLER_OPTIONS: dict[str, set[str]] = {
-    "ddpm": set(),
-    "ddim": {"eta"},
-    "ve-pc": {"snr", "corrector_steps"},
-    "euler": {"shift"},
-    "heun": {"shift"},
-}
-# Training-schedule keys each paradigm stores in config["schedule"].
-SCHEDULE_KEYS: dict[str, set[str]] = {
-    "diffusion": {"num_train_timesteps", "beta_schedule", "beta_start", "beta_end", "clip_sample"},
-    "score": {"sigma_min", "sigma_max"},
-    "flow": set(),
-    "video": set(),
+    name: (cls, SAMPLER_PARADIGMS[name])
+    for name, cls in {
+        "ddpm": DDPMScheduler,
+        "ddim": DDIMScheduler,
+        "ve-pc": VESDEPredictorCorrector,
+        "euler": FlowMatchEulerScheduler,
+        "heun": FlowMatchHeunScheduler,
+    }.items()
 }
 
 

@@ -16,6 +16,8 @@ from django_celery_results.models import TaskResult
 from safetensors.numpy import save as st_save
 
 from models_registry.checkpoint_packing import archive_bytes
+from models_registry.generators.reference import REFERENCE_SPECS
+from models_registry.generators.reference import native_config as reference_native_config
 from models_registry.models import (
     Checkpoint,
     ModelVersion,
@@ -35,6 +37,8 @@ from tests.integration.registry_support import (
     token_client,
     upload_all,
 )
+
+VIDEO_SPEC = next(spec for spec in REFERENCE_SPECS if spec.paradigm == "video")
 
 
 @pytest.fixture(autouse=True)
@@ -253,18 +257,18 @@ REJECTIONS = {
     ),
     "unknown paradigm": (
         lambda: native_archive(config=native_config(paradigm="gan")),
-        "unknown paradigm 'gan'",
+        "paradigm must be one of ['diffusion', 'score', 'flow', 'video'], got 'gan'",
     ),
     "absurd resolution": (
         lambda: native_archive(config=native_config(resolution=65536)),
-        "'resolution' must be an integer from 8 to 1024",
+        "resolution must be an integer in [8, 512], got 65536",
     ),
     "absurd frame count": (
         lambda: native_archive(config=native_config(frames=100000)),
-        "'frames' must be an integer from 1 to 128",
+        "frames must be 1 for images, got 100000",
     ),
     "task differs from the model": (
-        lambda: native_archive(config=native_config(task="text-to-video", frames=16)),
+        lambda: native_archive(config=reference_native_config(VIDEO_SPEC)),
         "does not match the model's task 'text-to-image'",
     ),
     "not loadable by the generator": (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import re
 import stat
 import struct
 import tarfile
@@ -20,10 +21,14 @@ from models_registry.checkpoint_validation import (
     ArchiveLimits,
     CheckpointRejected,
     check_native_config,
+    diffusers_generator_config,
+    native_generator_config,
     parse_safetensors_header,
     safe_member_path,
     validate_archive,
 )
+from models_registry.generators.reference import REFERENCE_SPECS
+from models_registry.generators.reference import native_config as reference_native_config
 
 LIMITS = ArchiveLimits(
     max_files=20,
@@ -35,15 +40,9 @@ LIMITS = ArchiveLimits(
 
 
 def native_config(**changes) -> dict:
-    config = {
-        "format": "native",
-        "paradigm": "diffusion",
-        "task": "text-to-image",
-        "resolution": 32,
-        "frames": 1,
-        "architecture": {"channels": 16, "depth": 2},
-        "sampler": {"steps": 20},
-    }
+    """A config.json the generator loader accepts (the reference DDPM model's)."""
+    spec = next(s for s in REFERENCE_SPECS if s.slug == "ref-ddpm")
+    config = reference_native_config(spec)
     config.update(changes)
     return config
 
@@ -137,6 +136,32 @@ def test_diffusers_pipeline_is_accepted():
     assert summary.format == "diffusers"
     assert summary.components == {"unet": "UNet2DModel", "scheduler": "DDPMScheduler"}
     assert sink.files["unet/diffusion_pytorch_model.safetensors"] == weights(1)
+
+
+def test_pixel_space_pipeline_resolution_is_the_unets_sample_size():
+    summary, _ = validate(archive_bytes(diffusers_files()))
+    config = diffusers_generator_config(summary, task="text-to-image", overrides={})
+    assert config["resolution"] == 32  # DDPMPipeline: no VAE, the UNet works on pixels
+    override = diffusers_generator_config(
+        summary, task="text-to-image", overrides={"resolution": 64}
+    )
+    assert override["resolution"] == 64
+
+
+def test_latent_pipeline_whose_vae_config_hides_its_factor_needs_a_resolution():
+    files = diffusers_files()
+    index = json.loads(files["model_index.json"])
+    index["vae"] = ["diffusers", "AutoencoderKL"]
+    files["model_index.json"] = json.dumps(index).encode()
+    files["vae/config.json"] = b"{}"
+    files["vae/diffusion_pytorch_model.safetensors"] = weights(2)
+    summary, _ = validate(archive_bytes(files))
+    with pytest.raises(CheckpointRejected, match="cannot tell the pipeline's output resolution"):
+        diffusers_generator_config(summary, task="text-to-image", overrides={})
+    files["vae/config.json"] = json.dumps({"block_out_channels": [8, 16, 32]}).encode()
+    summary, _ = validate(archive_bytes(files))
+    config = diffusers_generator_config(summary, task="text-to-image", overrides={})
+    assert config["resolution"] == 32 * 4
 
 
 def test_header_parser_agrees_with_the_safetensors_library():
@@ -370,18 +395,19 @@ def test_diffusers_with_pickled_component_weights_is_rejected():
 @pytest.mark.parametrize(
     ("changes", "fragment"),
     [
-        ({"paradigm": "gan"}, "unknown paradigm 'gan'"),
-        ({"resolution": 100000}, "'resolution' must be an integer from 8 to 1024"),
-        ({"resolution": 4}, "'resolution' must be an integer from 8 to 1024"),
-        ({"resolution": "64"}, "'resolution' must be an integer"),
-        ({"frames": 10000}, "'frames' must be an integer from 1 to 128"),
-        ({"frames": 0}, "'frames' must be an integer from 1 to 128"),
-        ({"task": "text-to-video", "frames": 4}, "needs 'frames' >= 8"),
-        ({"task": "text-to-audio"}, "'task' must be one of"),
-        ({"format": "pickle"}, "'format' must be 'native'"),
-        ({"paradigm": "video"}, "paradigm 'video' needs task 'text-to-video'"),
-        ({"architecture": [1, 2]}, "'architecture' must be a JSON object"),
+        ({"paradigm": "gan"}, "paradigm must be one of ['diffusion', 'score', 'flow', 'video']"),
+        ({"resolution": 100000}, "resolution must be an integer in [8, 512], got 100000"),
+        ({"resolution": 4}, "resolution must be an integer in [8, 512], got 4"),
+        ({"resolution": "64"}, "resolution must be an integer in [8, 512], got '64'"),
+        ({"resolution": 36}, "resolution must be a multiple of"),
+        ({"frames": 2}, "frames must be 1 for images, got 2"),
+        ({"task": "text-to-video"}, "task must be 'text-to-image' for paradigm 'diffusion'"),
+        ({"task": "text-to-audio"}, "task must be one of ['text-to-image', 'text-to-video']"),
+        ({"format": "pickle"}, "format must be 'native'"),
+        ({"paradigm": "video"}, "task must be 'text-to-video' for paradigm 'video'"),
+        ({"architecture": [1, 2]}, "architecture.type must be 'unet'"),
         ({"surprise": 1}, "unknown keys ['surprise']"),
+        ({"sampler": {"name": "euler", "steps": 8, "guidance_scale": 1.0}}, "does not fit"),
     ],
 )
 def test_config_values_outside_the_schema_are_rejected(changes, fragment):
@@ -396,8 +422,25 @@ def test_config_missing_required_keys_is_rejected():
 
 
 def test_video_config_is_accepted():
-    config = check_native_config(native_config(task="text-to-video", paradigm="video", frames=16))
-    assert config["frames"] == 16
+    spec = next(s for s in REFERENCE_SPECS if s.paradigm == "video")
+    config = check_native_config(reference_native_config(spec))
+    assert config["task"] == "text-to-video" and config["frames"] >= 2
+
+
+def test_version_generator_config_is_merged_by_the_loaders_rules():
+    summary, _ = validate(archive_bytes(native_files()))
+    config = native_generator_config(
+        summary, task="text-to-image", overrides={"sampler": {"name": "ddpm"}, "steps": 7}
+    )
+    assert config["sampler"] == {"name": "ddpm", "steps": 7, "guidance_scale": 3.0}
+    for overrides, fragment in [
+        ({"steps": 2000}, "sampler.steps must be an integer in [1, 1000], got 2000"),
+        ({"sampler": "euler"}, "sampler.name 'euler' does not fit paradigm 'diffusion'"),
+        ({"resolution": 36}, "resolution must be a multiple of 8"),
+        ({"frames": 8}, "frames must be 1 for images, got 8"),
+    ]:
+        with pytest.raises(CheckpointRejected, match=re.escape(fragment)):
+            native_generator_config(summary, task="text-to-image", overrides=overrides)
 
 
 def test_config_json_that_is_not_json_is_rejected():

@@ -10,6 +10,12 @@ import numpy as np
 import pytest
 import torch
 
+from models_registry.checkpoint_packing import archive_bytes
+from models_registry.checkpoint_validation import (
+    ArchiveLimits,
+    diffusers_generator_config,
+    validate_archive,
+)
 from models_registry.generators import GeneratorConfigError, load_generator
 
 
@@ -181,3 +187,84 @@ def test_text_to_video_pipeline_generates_clips(t2v_dir):
     a = gen.generate(["a red circle moving left"], [5], resolution=32)
     assert a.shape == (1, 4, 32, 32, 3) and a.dtype == np.uint8
     assert np.array_equal(a, gen.generate(["a red circle moving left"], [5], resolution=32))
+
+
+# --- pixel-space (unconditional) pipelines -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ddpm_dir(tmp_path_factory) -> Path:
+    """A tiny pixel-space DDPMPipeline (UNet2DModel + DDPMScheduler, no VAE, no prompt)."""
+    from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
+
+    root = tmp_path_factory.mktemp("tiny-ddpm")
+    torch.manual_seed(0)
+    unet = UNet2DModel(
+        sample_size=24,
+        in_channels=3,
+        out_channels=3,
+        layers_per_block=1,
+        block_out_channels=(8, 16),
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+        norm_num_groups=4,
+    )
+    pipe = DDPMPipeline(unet=unet, scheduler=DDPMScheduler(num_train_timesteps=50))
+    pipe.save_pretrained(root / "pipe", safe_serialization=True)
+    return root / "pipe"
+
+
+def test_ddpm_pipeline_generates_at_the_unets_sample_size_and_ignores_prompts(ddpm_dir):
+    gen = load_generator(ddpm_dir, device="cpu", overrides={"steps": 2})
+    assert gen.task == "text-to-image" and gen.resolution == 24 and not gen.conditional
+    a = gen.generate(["a red circle", "a blue square"], [1, 2])
+    assert a.shape == (2, 24, 24, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, gen.generate(["a red circle", "a blue square"], [1, 2]))
+    # Unconditional: the prompt changes nothing, the seed changes the sample.
+    assert np.array_equal(a, gen.generate(["something else", ""], [1, 2]))
+    assert not np.array_equal(a[0], gen.generate(["a red circle"], [3])[0])
+    # Sample i depends on seeds[i] only, not on the rest of the batch.
+    assert np.array_equal(a[1], gen.generate(["x"], [2])[0])
+
+
+def test_ddpm_pipeline_refuses_a_resolution_it_cannot_generate(ddpm_dir):
+    with pytest.raises(GeneratorConfigError, match="fixed 24 px"):
+        load_generator(ddpm_dir, device="cpu", overrides={"resolution": 32})
+    gen = load_generator(ddpm_dir, device="cpu", overrides={"steps": 1, "resolution": 24})
+    with pytest.raises(GeneratorConfigError, match="fixed 24 px"):
+        gen.generate(["a red circle"], [0], resolution=48)
+
+
+def test_latent_pipeline_resolution_is_sample_size_times_the_vae_factor(t2i_dir):
+    gen = load_generator(t2i_dir, device="cpu", overrides={"steps": 1})
+    assert gen.resolution == 32  # unet sample_size 16 x 2 (two VAE blocks)
+    assert gen.generate(["a red circle"], [0]).shape == (1, 32, 32, 3)
+
+
+def _validated(directory: Path, task: str = "text-to-image", overrides: dict | None = None):
+    """The upload validator's generator config for an archive of a pipeline folder."""
+    import io
+
+    files = {
+        str(path.relative_to(directory)): path.read_bytes()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+    data = archive_bytes(files, kind="tar")
+    summary = validate_archive(
+        io.BytesIO(data),
+        archive_bytes=len(data),
+        limits=ArchiveLimits(),
+        sink=lambda path, stream: len(stream.read()),
+    )
+    return diffusers_generator_config(summary, task=task, overrides=overrides or {})
+
+
+@pytest.mark.parametrize("fixture", ["ddpm_dir", "t2i_dir"])
+def test_validator_and_loader_tell_the_same_resolution(request, fixture):
+    directory = request.getfixturevalue(fixture)
+    config = _validated(directory)
+    gen = load_generator(directory, device="cpu", overrides={"steps": 1})
+    assert config["resolution"] == gen.resolution == {"ddpm_dir": 24, "t2i_dir": 32}[fixture]
+    out = gen.generate(["a red circle"], [0], resolution=config["resolution"])
+    assert out.shape == (1, config["resolution"], config["resolution"], 3)
