@@ -19,9 +19,11 @@ from django.conf import settings
 from django.core.cache import caches
 from django.db import connection
 from django.db.models import Count, Q, QuerySet
+from django.urls import reverse
 
 from arena.models import Battle, Outcome, RaterKind, RatingSnapshot, Vote
 from arena.sampling import ELO_PER_LOGIT, ModelState, SamplingConfig
+from evaluation.metrics.catalogue import interval_of, ordered_metric_names
 from evaluation.models import MetricResult, Prompt, Sample
 from models_registry.generators.tasks import task_spec
 from models_registry.models import (
@@ -33,16 +35,6 @@ from models_registry.models import (
 )
 
 EXCLUDED_VERSION_STATUSES = (VersionStatus.REJECTED, VersionStatus.FAILED)
-# Metrics shown beside the ratings, in this order; any other metric present follows them.
-METRIC_ORDER = ("fid", "kid", "clip_score", "cmmd", "fvd", "vqascore")
-METRIC_LABELS = {
-    "fid": "FID ↓",
-    "kid": "KID ↓",
-    "clip_score": "CLIP score ↑",
-    "cmmd": "CMMD ↓",
-    "fvd": "FVD ↓",
-    "vqascore": "VQAScore ↑",
-}
 LEADERBOARD_COLUMNS = (
     "rank",
     "rank_ub",
@@ -259,20 +251,6 @@ def latest_metric_results(*, model_ids: list[int]) -> dict[int, dict[str, Metric
     return dict(by_model)
 
 
-def metric_columns(names) -> list[str]:
-    present = set(names)
-    ordered = [m for m in METRIC_ORDER if m in present]
-    return ordered + sorted(present - set(ordered))
-
-
-def metric_label(name: str) -> str:
-    if name in METRIC_LABELS:
-        return METRIC_LABELS[name]
-    if name.startswith("judge_"):
-        return f"Judge: {name.removeprefix('judge_').replace('_', ' ')}"
-    return name.replace("_", " ")
-
-
 @dataclass
 class Leaderboard:
     task: str
@@ -291,7 +269,8 @@ def leaderboard(*, task: str, category: str = "", user=None) -> Leaderboard:
     """The latest human leaderboard of (task, category), restricted to models the user may see.
 
     Each row is the snapshot's row plus ``provisional`` (fewer than ARENA_PROVISIONAL_VOTES
-    votes), ``model_url`` and ``metrics`` (metric name -> {status, value, lower, upper, message}).
+    votes), ``model_url`` and ``metrics`` (metric name -> {status, value, lower, upper,
+    interval, message}).
     """
     snapshot = latest_snapshot(task=task, category=category)
     board = Leaderboard(task=task, category=category, snapshot=snapshot)
@@ -304,14 +283,15 @@ def leaderboard(*, task: str, category: str = "", user=None) -> Leaderboard:
     )
     rows = [dict(r) for r in snapshot.rows if r["model"] in visible]
     results = latest_metric_results(model_ids=list(visible.values()))
-    board.metrics = metric_columns(m for by_name in results.values() for m in by_name)
+    # Metric columns in catalogue order (evaluation.metrics.catalogue).
+    board.metrics = ordered_metric_names(m for by_name in results.values() for m in by_name)
     threshold = settings.ARENA_PROVISIONAL_VOTES
     for row in rows:
         row["provisional"] = int(row.get("votes") or 0) < threshold
-        row["model_url"] = f"/models/{row['model']}/"
+        row["model_url"] = reverse("arena:model", kwargs={"slug": row["model"]})
         by_name = results.get(visible[row["model"]], {})
         row["metrics"] = {
-            name: _metric_cell(by_name.get(name)) for name in board.metrics if name in by_name
+            name: metric_cell(by_name.get(name)) for name in board.metrics if name in by_name
         }
     board.rows = rows
     extra = snapshot.extra or {}
@@ -364,14 +344,18 @@ FLAG_NOTES = {
 }
 
 
-def _metric_cell(result: MetricResult | None) -> dict[str, Any]:
+def metric_cell(result: MetricResult | None) -> dict[str, Any]:
+    """A result as the leaderboard and model page show it; interval: what (lower, upper) mean,
+    a key of catalogue.INTERVALS ("ci95", "std")."""
     if result is None:
         return {"status": "missing", "value": None, "lower": None, "upper": None, "message": ""}
+    interval = interval_of(result.metric)
     return {
         "status": result.status,
         "value": result.value,
         "lower": result.lower,
         "upper": result.upper,
+        "interval": interval.key if interval else "",
         "message": result.message,
         "backbone": result.backbone,
     }

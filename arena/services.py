@@ -21,6 +21,7 @@ from django.conf import settings
 from django.core.cache import cache, caches
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
+from django.urls import reverse
 from django.utils import timezone
 
 from arena import rate_limits, selectors
@@ -406,7 +407,11 @@ def battle_reveal(*, vote: CastVote) -> dict:
     return {
         "outcome": vote.outcome,
         **{
-            side: {"slug": model.slug, "name": model.display_name, "url": f"/models/{model.slug}/"}
+            side: {
+                "slug": model.slug,
+                "name": model.display_name,
+                "url": reverse("arena:model", kwargs={"slug": model.slug}),
+            }
             for side, model in (("model_a", vote.model_a), ("model_b", vote.model_b))
         },
     }

@@ -19,6 +19,7 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
@@ -26,6 +27,7 @@ from django.views.decorators.http import require_GET, require_POST
 from arena import charts, selectors, services
 from arena.models import Battle, Outcome
 from arena.services import ArenaRefusal
+from evaluation.metrics.catalogue import metric_heading
 from models_registry.generators.tasks import task_spec
 from models_registry.models import Task
 
@@ -153,10 +155,10 @@ def battle_payload(battle: Battle) -> dict:
         "prompt": {"text": battle.prompt.text, "category": battle.prompt.category},
         "media_kind": str(kind),
         "media": [
-            {"side": "A", "url": f"/arena/media/{battle.media_token_a}"},
-            {"side": "B", "url": f"/arena/media/{battle.media_token_b}"},
+            {"side": side, "url": reverse("arena:battle-media", args=[media_token])}
+            for side, media_token in (("A", battle.media_token_a), ("B", battle.media_token_b))
         ],
-        "vote_url": f"/arena/battles/{battle.token}/vote",
+        "vote_url": reverse("arena:vote", args=[battle.token]),
         "min_view_seconds": settings.ARENA_MIN_VIEW_SECONDS,
         "expires_at": battle.expires_at.isoformat(),
     }
@@ -306,7 +308,7 @@ def leaderboard_page(request: HttpRequest, task: str) -> HttpResponse:
         "tasks": Task.choices,
         "board": board,
         "categories": selectors.categories(task=task),
-        "metric_columns": [(m, selectors.metric_label(m)) for m in board.metrics],
+        "metric_columns": [(m, metric_heading(m)) for m in board.metrics],
         "provisional_votes": settings.ARENA_PROVISIONAL_VOTES,
         "ci_svg": mark_safe(charts.ci_plot(board.rows)),
         "heatmap_svg": mark_safe(

@@ -24,6 +24,7 @@ from evaluation.judges.chat_judge import SINGLE_MODES, ChatJudge, JudgeSample
 from evaluation.judges.media import MediaError, png_bytes, video_frames
 from evaluation.judges.openai_client import OpenAIChatClient
 from evaluation.judges.verdicts import Verdict
+from evaluation.metrics.catalogue import metric_for_judge_mode
 from evaluation.models import (
     JudgeCacheEntry,
     JudgeMode,
@@ -37,7 +38,8 @@ from evaluation.models import (
 from models_registry.models import ModelVersion
 
 BACKENDS = ("api", "local")
-METRIC_FOR_MODE = {JudgeMode.VQASCORE: "vqascore", JudgeMode.RUBRIC: "viescore"}
+# The MetricResult each single-sample mode is summarised as (the catalogue's judge entries).
+METRIC_FOR_MODE = {mode: metric_for_judge_mode(mode) for mode in JudgeMode}
 Progress = Callable[[int], None]
 
 

@@ -34,7 +34,6 @@ from models_registry.models import ModelVersion
 log = logging.getLogger(__name__)
 
 
-
 def encode_png(image: np.ndarray) -> bytes:
     """PNG bytes of one uint8 [H, W, 3] image (lossless)."""
     from PIL import Image

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from django.db.models import QuerySet
 
+from evaluation.metrics.catalogue import metric_spec
 from evaluation.models import MetricResult, MetricStatus, ReferenceSet, Sample
 from models_registry.models import ModelVersion
 
@@ -24,7 +25,8 @@ def metric_values_by_version(
     *, versions: Iterable[ModelVersion], metric: str
 ) -> dict[int, MetricResult]:
     """{version id: ok result of `metric`} for leaderboards (one backbone/reference per metric:
-    the most recently computed)."""
+    the most recently computed). ValueError for a metric the catalogue lacks."""
+    metric_spec(metric)
     rows = MetricResult.objects.filter(
         version__in=list(versions), metric=metric, status=MetricStatus.OK
     ).order_by("version_id", "-updated_at")

@@ -17,13 +17,12 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
+from evaluation.metrics.catalogue import PROMPT, REFERENCE, metric_spec, suite_metric_spec
 from evaluation.models import MediaKind, MetricResult, MetricStatus, ReferenceSet, Sample
 from models_registry.generators.tasks import task_spec
 from models_registry.models import ModelVersion
 
 log = logging.getLogger(__name__)
-
-METRIC_NAMES = ("fid", "kid", "clip_score", "cmmd", "fd_clip", "fvd")
 
 
 class ReferenceSetCorrupted(Exception):
@@ -72,9 +71,7 @@ def backbone_load(
 
 def metric_options(name: str) -> dict:
     """Per-metric estimator settings (subsets, bootstrap replicates, jackknife groups)."""
-    from evaluation.metrics.suite import METRICS
-
-    kind = METRICS[name].kind
+    kind = metric_spec(name).estimator
     if kind == "kid":
         return {
             "subsets": settings.METRICS_KID_SUBSETS,
@@ -251,8 +248,7 @@ def metric_result_store(
     details: dict | None = None,
 ) -> MetricResult:
     """Create or replace the result keyed by (version, metric, backbone, reference)."""
-    if metric not in METRIC_NAMES:
-        raise ValueError(f"unknown metric {metric!r}; expected one of {', '.join(METRIC_NAMES)}")
+    metric_spec(metric)  # ValueError naming the catalogue's metrics
     if status == MetricStatus.OK and value is None:
         raise ValueError("an ok metric result needs a value")
     row, _ = MetricResult.objects.update_or_create(
@@ -306,7 +302,6 @@ def version_metrics_compute(
     """
     from evaluation.features.registry import backbone_name
     from evaluation.features.weights import WeightsRejected, WeightsUnavailable
-    from evaluation.metrics.suite import METRICS
 
     version = ModelVersion.objects.select_related("model").get(pk=version_id)
     task = version.model.task
@@ -320,7 +315,7 @@ def version_metrics_compute(
     results: list[MetricResult] = []
     by_backbone: dict[str, list[str]] = {}
     for name in names:
-        by_backbone.setdefault(METRICS[name].backbone, []).append(name)
+        by_backbone.setdefault(suite_metric_spec(name).backbone, []).append(name)
     for key, group in by_backbone.items():
         model_name = settings.CLIP_MODEL_NAME if key == "clip" else None
         try:
@@ -345,7 +340,7 @@ def version_metrics_compute(
 
 def _compute_group(version, task, kind, names, backbone, samples) -> list[MetricResult]:
     from evaluation.features.media import MediaError
-    from evaluation.metrics.suite import METRICS, evaluate_many
+    from evaluation.metrics.suite import evaluate_many
 
     ids = dict(
         version=version,
@@ -353,7 +348,7 @@ def _compute_group(version, task, kind, names, backbone, samples) -> list[Metric
         weights_sha256=backbone.weights_sha256,
         weights_custom=backbone.custom,
     )
-    needs_reference = [n for n in names if METRICS[n].kind != "clip_score"]
+    needs_reference = [n for n in names if metric_spec(n).kind == REFERENCE]
     slug = reference_slug_for_task(task) if needs_reference else ""
     if backbone.modality == "video" and kind != MediaKind.VIDEO:
         return [
@@ -489,17 +484,15 @@ def folder_metric_compute(
     """
     from evaluation.features.media import MediaError, batches
     from evaluation.metrics.reference import ReferenceStats
-    from evaluation.metrics.suite import METRICS, evaluate, reference_from_media
+    from evaluation.metrics.suite import evaluate, reference_from_media
 
-    if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
-    spec = METRICS[metric]
+    spec = suite_metric_spec(metric)
     fake_files = _media_files(Path(fake), spec.media)
     kind = "video" if fake_files[0].suffix.lower() == ".mp4" else "image"
     prompts = None
-    if spec.kind == "clip_score":
+    if spec.kind == PROMPT:
         if prompts_file is None:
-            raise MediaError("clip_score needs --prompts FILE (one prompt per generated file)")
+            raise MediaError(f"{metric} needs --prompts FILE (one prompt per generated file)")
         prompts = read_prompts(prompts_file=prompts_file, files=fake_files)
     elif real is None:
         raise MediaError(f"{metric} needs --real (a folder of real media or a reference .npz)")
@@ -511,7 +504,7 @@ def folder_metric_compute(
     purpose = f"{metric} ({backbone.name})"
     progress = progress or (lambda _label, _total: None)
     reference = None
-    if spec.kind != "clip_score":
+    if spec.kind == REFERENCE:
         real = Path(real)
         if real.is_file() and real.suffix == ".npz":
             reference = ReferenceStats.load(real)

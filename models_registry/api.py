@@ -10,6 +10,7 @@ import re
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -177,7 +178,7 @@ class UploadStartView(RegistryAPIView):
             version=version, user=request.user, **serializer.validated_data
         )
         response = Response(UploadSerializer(upload).data, status=status.HTTP_201_CREATED)
-        response["Location"] = f"/api/v1/uploads/{upload.pk}/"
+        response["Location"] = reverse("registry:upload-detail", kwargs={"pk": upload.pk})
         return response
 
 

@@ -1,10 +1,18 @@
-"""Display helpers for leaderboard and model pages."""
+"""Display helpers for leaderboard and model pages.
+
+Metric names, headings and interval meanings come from evaluation.metrics.catalogue, task names
+and labels from models_registry.generators.tasks; templates hard-code neither.
+"""
 
 from __future__ import annotations
 
 import math
 
 from django import template
+
+from arena.selectors import metric_cell
+from evaluation.metrics.catalogue import INTERVALS, METRICS, interval_of, metric_heading
+from models_registry.generators.tasks import TASKS
 
 register = template.Library()
 
@@ -29,15 +37,84 @@ def lookup(mapping, key):
 
 @register.filter
 def metric_text(cell) -> str:
-    """'value [lower, upper]', or the status in words ('unavailable', 'failed', '—' when none)."""
+    """'value [lower, upper]' (a confidence interval) or 'value ± spread' (a ±1 std interval),
+    or the status in words ('unavailable', 'failed', '—' when none)."""
     if not cell or cell.get("status") == "missing":
         return "—"
     if cell["status"] != "ok" or cell.get("value") is None:
         return str(cell["status"])
-    text = _number(float(cell["value"]))
+    value = float(cell["value"])
+    text = _number(value)
     if cell.get("lower") is not None and cell.get("upper") is not None:
-        text += f" [{_number(float(cell['lower']))}, {_number(float(cell['upper']))}]"
+        lower, upper = float(cell["lower"]), float(cell["upper"])
+        if cell.get("interval") == "std":
+            text += f" ± {_number((upper - lower) / 2)}"
+        else:
+            text += f" [{_number(lower)}, {_number(upper)}]"
     return text
+
+
+@register.filter
+def result_text(result) -> str:
+    """metric_text of a stored MetricResult (model page)."""
+    return metric_text(metric_cell(result))
+
+
+@register.filter
+def heading(metric: str) -> str:
+    """Column header of a metric name: 'FID ↓'."""
+    return metric_heading(metric)
+
+
+@register.filter
+def interval_label(metric: str) -> str:
+    """What a metric's interval is, short: '95% CI', '±1 std' ('' when not in the catalogue)."""
+    interval = interval_of(metric)
+    return interval.label if interval else ""
+
+
+@register.filter
+def interval_note(metric: str) -> str:
+    """What a metric's interval is and how it is estimated, one phrase."""
+    spec = METRICS.get(metric)
+    return spec.interval_note if spec else "interval not described in the metric catalogue"
+
+
+@register.filter
+def metric_tooltip(metric: str) -> str:
+    """Header tooltip: description, direction and interval of a metric."""
+    spec = METRICS.get(metric)
+    if spec is None:
+        return metric
+    return (
+        f"{spec.label}: {spec.description}; {spec.direction} is better. "
+        f"Interval: {spec.interval_note}."
+    )
+
+
+@register.filter
+def metric_cell_title(cell, metric: str) -> str:
+    """Cell tooltip: the failure message, else what the bracketed interval means."""
+    if not cell:
+        return ""
+    if cell.get("message"):
+        return cell["message"]
+    if cell.get("status") == "ok" and cell.get("lower") is not None:
+        interval = INTERVALS.get(cell.get("interval") or "")
+        return f"{metric_heading(metric)}: {interval.description if interval else 'interval'}"
+    return ""
+
+
+@register.simple_tag
+def metric_catalogue() -> list:
+    """Every catalogue entry, in display order (for prose such as the start page)."""
+    return list(METRICS.values())
+
+
+@register.simple_tag
+def task_catalogue() -> list:
+    """Every task spec (name, label, media_plural), for navigation."""
+    return list(TASKS.values())
 
 
 @register.filter

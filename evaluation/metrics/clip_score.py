@@ -9,11 +9,13 @@ Student-t interval of a mean of independent per-pair scores.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
 from scipy import stats as scipy_stats
 
+from evaluation.metrics.contract import EmptyMetricError, StreamingMetric
 from evaluation.metrics.result import MetricValue
 
 
@@ -29,8 +31,8 @@ def clip_pair_scores(image_embeddings: torch.Tensor, text_embeddings: torch.Tens
     return 100.0 * (img * txt).sum(dim=-1).clamp_min(0.0)
 
 
-class CLIPScore:
-    """Streaming mean of per-pair CLIP scores (constant memory)."""
+class CLIPScore(StreamingMetric):
+    """Streaming mean of per-pair CLIP scores (constant memory; merge adds the sums exactly)."""
 
     def __init__(
         self,
@@ -42,6 +44,9 @@ class CLIPScore:
     ) -> None:
         self.metric, self.backbone, self.weights_sha256 = metric, backbone, weights_sha256
         self.confidence = confidence
+        self.reset()
+
+    def reset(self) -> None:
         self.n = 0
         self.total = 0.0
         self.total_sq = 0.0
@@ -57,9 +62,23 @@ class CLIPScore:
         """Add pairs: image and text embeddings [B, E] (row i of each belong together)."""
         self.update_scores(clip_pair_scores(image_embeddings, text_embeddings))
 
+    def merge_key(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "backbone": self.backbone,
+            "weights_sha256": self.weights_sha256,
+            "confidence": self.confidence,
+        }
+
+    def merge(self, other: CLIPScore) -> None:
+        self.check_mergeable(other)
+        self.n += other.n
+        self.total += other.total
+        self.total_sq += other.total_sq
+
     def compute(self) -> MetricValue:
         if self.n == 0:
-            raise ValueError("CLIP score needs at least one (image, prompt) pair")
+            raise EmptyMetricError(f"{self.metric} needs at least one (image, prompt) pair")
         mean = self.total / self.n
         lower = upper = None
         if self.n >= 2:

@@ -9,9 +9,12 @@ resamples both sides with multinomial weights, evaluated in the same blocked pas
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
+from evaluation.metrics.contract import EmptyMetricError, StreamingMetric
 from evaluation.metrics.reservoir import FeatureReservoir
 from evaluation.metrics.result import MetricValue
 
@@ -67,8 +70,12 @@ def cmmd_estimates(
     return scale * (k_xx / (n * n - sq_x) + k_yy / (m * m - sq_y) - 2.0 * k_xy / (n * m))
 
 
-class CMMD:
-    """Streaming CMMD of evaluated embeddings against reference embeddings [N_ref, E]."""
+class CMMD(StreamingMetric):
+    """Streaming CMMD of evaluated embeddings against reference embeddings [N_ref, E].
+
+    The evaluated rows are kept in a `FeatureReservoir`, so `merge` carries its guarantee: equal
+    to one pass while both sides together saw at most `capacity` rows, a uniform sample above.
+    """
 
     def __init__(
         self,
@@ -99,10 +106,29 @@ class CMMD:
         """Add evaluated embeddings: float [B, E]."""
         self.samples.update(embeddings)
 
+    def reset(self) -> None:
+        self.samples.reset()
+
+    def merge_key(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "backbone": self.backbone,
+            "weights_sha256": self.weights_sha256,
+            "kernel": (self.sigma, self.scale),
+            "bootstrap": (self.bootstrap, self.confidence, self.seed),
+            "reference embeddings": self.reference,
+        }
+
+    def merge(self, other: CMMD) -> None:
+        self.check_mergeable(other)
+        self.samples.merge(other.samples)
+
     def compute(self) -> MetricValue:
         x, y = self.samples.features, self.reference
         if x.shape[0] < 2:
-            raise ValueError(f"CMMD needs at least 2 evaluated samples, got {x.shape[0]}")
+            raise EmptyMetricError(
+                f"{self.metric} needs at least 2 evaluated samples, got {x.shape[0]}"
+            )
         n, m = x.shape[0], y.shape[0]
         generator = torch.Generator().manual_seed(self.seed)
         b = self.bootstrap

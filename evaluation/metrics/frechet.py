@@ -14,11 +14,13 @@ non-symmetric eigensolve (torchmetrics) or an iterative Schur-based sqrtm (scipy
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from scipy import stats as scipy_stats
 
+from evaluation.metrics.contract import EmptyMetricError, StreamingMetric
 from evaluation.metrics.result import MetricValue
 
 ArrayLike = np.ndarray | torch.Tensor
@@ -83,13 +85,15 @@ def frechet_distance(
     return mean_term + trace_term - 2.0 * trace_sqrt_product(s1, s2)
 
 
-class FeatureStatistics:
+class FeatureStatistics(StreamingMetric):
     """Streaming mean and covariance of feature vectors, exact in float64.
 
     `update(features [B, D])` adds rows; memory is O(groups * D^2) whatever the number of rows.
     Sums are kept around a shift (the first batch's mean) so the covariance does not lose
     precision to cancellation. With `groups > 1` the rows are dealt round-robin into groups
     whose statistics are kept apart, so a delete-a-group jackknife can give a standard error.
+    `merge(other)` re-centres the other side's sums on this shift and continues the round-robin
+    where this side stopped, so groups, mean and covariance equal one pass over both (rounding).
     """
 
     def __init__(self, dim: int, *, groups: int = 1) -> None:
@@ -97,10 +101,13 @@ class FeatureStatistics:
             raise ValueError(f"dim and groups must be >= 1, got dim={dim}, groups={groups}")
         self.dim = dim
         self.groups = groups
+        self.reset()
+
+    def reset(self) -> None:
         self.shift: np.ndarray | None = None
-        self.counts = np.zeros(groups, dtype=np.int64)
-        self.sums = np.zeros((groups, dim), dtype=np.float64)
-        self.products = np.zeros((groups, dim, dim), dtype=np.float64)
+        self.counts = np.zeros(self.groups, dtype=np.int64)
+        self.sums = np.zeros((self.groups, self.dim), dtype=np.float64)
+        self.products = np.zeros((self.groups, self.dim, self.dim), dtype=np.float64)
         self._next_group = 0
 
     @property
@@ -136,9 +143,39 @@ class FeatureStatistics:
         self.sums[group] += centred.sum(axis=0)
         self.products[group] += centred.T @ centred
 
+    def merge_key(self) -> dict[str, Any]:
+        return {"dim": self.dim, "groups": self.groups}
+
+    def merge(self, other: FeatureStatistics) -> None:
+        self.check_mergeable(other)
+        if other.shift is None:
+            return
+        if self.shift is None:
+            self.shift = other.shift.copy()
+        # Rows around other.shift, moved to self.shift: x - s = (x - s_o) + d with d = s_o - s.
+        d = other.shift - self.shift
+        counts = other.counts.astype(np.float64)
+        sums = other.sums + counts[:, None] * d
+        products = (
+            other.products
+            + other.sums[:, :, None] * d[None, None, :]
+            + d[None, :, None] * other.sums[:, None, :]
+            + counts[:, None, None] * np.outer(d, d)[None]
+        )
+        # The other side dealt its first row to group 0; one pass would have dealt it here.
+        order = (self._next_group + np.arange(self.groups)) % self.groups
+        self.counts[order] += other.counts
+        self.sums[order] += sums
+        self.products[order] += products
+        self._next_group = int((self._next_group + other._next_group) % self.groups)
+
+    def compute(self) -> GaussianStats:
+        """The pooled (mu, sigma, n); EmptyMetricError with fewer than 2 rows."""
+        return GaussianStats.from_statistics(self)
+
     def _moments(self, count: int, total: np.ndarray, products: np.ndarray):
         if count < 2:
-            raise ValueError(f"need at least 2 feature vectors for a covariance, got {count}")
+            raise EmptyMetricError(f"need at least 2 feature vectors for a covariance, got {count}")
         mean_shifted = total / count
         cov = (products - count * np.outer(mean_shifted, mean_shifted)) / (count - 1)
         shift = self.shift if self.shift is not None else 0.0
@@ -171,7 +208,7 @@ class GaussianStats:
         return cls(mu=mu, sigma=sigma, n=stats.n)
 
 
-class FrechetDistanceMetric:
+class FrechetDistanceMetric(StreamingMetric):
     """FD of streamed features against fixed reference statistics (FID, FVD, FD on CLIP, ...).
 
     The confidence interval is a delete-a-group jackknife over `groups` round-robin groups of the
@@ -202,7 +239,28 @@ class FrechetDistanceMetric:
         """Add evaluated features: float [B, D]."""
         self.stats.update(features)
 
+    def reset(self) -> None:
+        self.stats.reset()
+
+    def merge_key(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "backbone": self.backbone,
+            "weights_sha256": self.weights_sha256,
+            "confidence": self.confidence,
+            "reference mu": self.reference.mu,
+            "reference sigma": self.reference.sigma,
+        }
+
+    def merge(self, other: FrechetDistanceMetric) -> None:
+        self.check_mergeable(other)
+        self.stats.merge(other.stats)
+
     def compute(self) -> MetricValue:
+        if self.stats.n < 2:
+            raise EmptyMetricError(
+                f"{self.metric} needs at least 2 evaluated samples, got {self.stats.n}"
+            )
         ref = self.reference
         mu, sigma = self.stats.mean_cov()
         value = frechet_distance(mu, sigma, ref.mu, ref.sigma, device=self.device)

@@ -8,9 +8,12 @@ unbiased MMD^2 is computed; the score is their mean and the spread their standar
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
+from evaluation.metrics.contract import EmptyMetricError, StreamingMetric
 from evaluation.metrics.reservoir import FeatureReservoir
 from evaluation.metrics.result import MetricValue
 
@@ -37,8 +40,12 @@ def unbiased_mmd2(k_xx: torch.Tensor, k_xy: torch.Tensor, k_yy: torch.Tensor) ->
     return within - 2 * k_xy.sum() / (m * m)
 
 
-class KernelInceptionDistance:
-    """Streaming KID of evaluated features against reference features (float [N_ref, D])."""
+class KernelInceptionDistance(StreamingMetric):
+    """Streaming KID of evaluated features against reference features (float [N_ref, D]).
+
+    The evaluated rows are kept in a `FeatureReservoir`, so `merge` carries its guarantee: equal
+    to one pass while both sides together saw at most `capacity` rows, a uniform sample above.
+    """
 
     def __init__(
         self,
@@ -69,12 +76,33 @@ class KernelInceptionDistance:
         """Add evaluated features: float [B, D]."""
         self.samples.update(features)
 
+    def reset(self) -> None:
+        self.samples.reset()
+
+    def merge_key(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "backbone": self.backbone,
+            "weights_sha256": self.weights_sha256,
+            "subsets": self.subsets,
+            "subset_size": self.subset_size,
+            "kernel": (self.degree, self.gamma, self.coef),
+            "seed": self.seed,
+            "reference features": self.reference,
+        }
+
+    def merge(self, other: KernelInceptionDistance) -> None:
+        self.check_mergeable(other)
+        self.samples.merge(other.samples)
+
     def compute(self, generator: torch.Generator | None = None) -> MetricValue:
         """Mean and std of the subset estimates; `generator` draws the subsets (seeded default)."""
         fake = torch.from_numpy(self.samples.features)
         real = self.reference
         if fake.shape[0] < 2:
-            raise ValueError(f"KID needs at least 2 evaluated samples, got {fake.shape[0]}")
+            raise EmptyMetricError(
+                f"{self.metric} needs at least 2 evaluated samples, got {fake.shape[0]}"
+            )
         size = min(self.subset_size, real.shape[0], fake.shape[0])
         if generator is None:
             generator = torch.Generator().manual_seed(self.seed)

@@ -1,40 +1,34 @@
-"""Which backbone each metric uses, and one loop that streams media through backbone and metric.
+"""The streaming class of each media metric, and one loop that streams media through backbone and
+metric.
 
-Metric names: fid, kid (InceptionV3), fvd (I3D), clip_score, cmmd, fd_clip (CLIP).
-A backbone is duck-typed (see evaluation.features.registry): `name`, `weights_sha256`,
+Which metrics exist, and the backbone, media and estimator of each, is the catalogue
+(evaluation.metrics.catalogue); the suite computes its `SUITE_METRIC_NAMES` (judge metrics are
+evaluation.judging's). A backbone is duck-typed (see evaluation.features.registry): `name`, `weights_sha256`,
 `modality` and `encode_images` / `encode_texts` / `encode_videos`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from evaluation.metrics.catalogue import REFERENCE, suite_metric_spec
 from evaluation.metrics.clip_score import CLIPScore, clip_pair_scores
 from evaluation.metrics.cmmd import CMMD
+from evaluation.metrics.contract import StreamingMetric
 from evaluation.metrics.frechet import FrechetDistanceMetric
 from evaluation.metrics.kid import KernelInceptionDistance
 from evaluation.metrics.reference import ReferenceStats
 from evaluation.metrics.result import MetricValue
 
-
-@dataclass(frozen=True)
-class MetricSpec:
-    backbone: str
-    kind: str  # "frechet", "kid", "cmmd" or "clip_score"
-    media: str  # "image", "video" or "any"
-
-
-METRICS: dict[str, MetricSpec] = {
-    "fid": MetricSpec("inception", "frechet", "image"),
-    "kid": MetricSpec("inception", "kid", "image"),
-    "fd_clip": MetricSpec("clip", "frechet", "any"),
-    "cmmd": MetricSpec("clip", "cmmd", "any"),
-    "clip_score": MetricSpec("clip", "clip_score", "any"),
-    "fvd": MetricSpec("i3d", "frechet", "video"),
+# Catalogue `estimator` -> how to build it from reference statistics and the metric's ids.
+ESTIMATORS: dict[str, Callable[..., StreamingMetric]] = {
+    "frechet": lambda reference, **kw: FrechetDistanceMetric(reference.gaussian, **kw),
+    "kid": lambda reference, **kw: KernelInceptionDistance(reference.features, **kw),
+    "cmmd": lambda reference, **kw: CMMD(reference.features, **kw),
+    "clip_score": lambda reference, **kw: CLIPScore(**kw),
 }
 
 
@@ -83,20 +77,17 @@ def reference_from_media(
     )
 
 
-def make_metric(name: str, *, backbone, reference: ReferenceStats | None, **options):
-    """A streaming metric object for `name` against `reference` (None only for clip_score)."""
-    spec = METRICS[name]
+def make_metric(
+    name: str, *, backbone, reference: ReferenceStats | None, **options
+) -> StreamingMetric:
+    """A streaming metric object for `name` against `reference` (None for prompt metrics)."""
+    spec = suite_metric_spec(name)
     ids = dict(metric=name, backbone=backbone.name, weights_sha256=backbone.weights_sha256)
-    if spec.kind == "clip_score":
-        return CLIPScore(**ids)
-    if reference is None:
-        raise ValueError(f"{name} needs reference statistics")
-    reference.check_backbone(backbone.name, backbone.weights_sha256)
-    if spec.kind == "frechet":
-        return FrechetDistanceMetric(reference.gaussian, **ids, **options)
-    if spec.kind == "kid":
-        return KernelInceptionDistance(reference.features, **ids, **options)
-    return CMMD(reference.features, **ids, **options)
+    if spec.kind == REFERENCE:
+        if reference is None:
+            raise ValueError(f"{name} needs reference statistics")
+        reference.check_backbone(backbone.name, backbone.weights_sha256)
+    return ESTIMATORS[spec.estimator](reference, **ids, **options)
 
 
 def evaluate_many(
@@ -120,15 +111,16 @@ def evaluate_many(
         )
         for name in names
     }
-    wants_features = any(METRICS[name].kind != "clip_score" for name in names)
+    prompt_metrics = {name for name in names if suite_metric_spec(name).kind != REFERENCE}
+    wants_features = len(prompt_metrics) < len(metrics)
     for media, prompts in batches:
         features = encode_media(backbone, media) if wants_features else None
         for name, metric in metrics.items():
-            if METRICS[name].kind != "clip_score":
+            if name not in prompt_metrics:
                 metric.update(features)
                 continue
             if prompts is None or len(prompts) != len(media):
-                raise ValueError("clip_score needs exactly one prompt per image or video")
+                raise ValueError(f"{name} needs exactly one prompt per image or video")
             text = backbone.encode_texts(list(prompts))
             if media.ndim == 5:
                 b, t = media.shape[:2]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 from django.db import connection
@@ -52,7 +53,28 @@ def board(settings, tmp_path):
         message="set INCEPTION_WEIGHTS_PATH to enable FID",
     )
     MetricResult.objects.create(
-        version=arena.versions[0], metric="judge_pairwise", value=0.7, backbone="qwen"
+        version=arena.versions[2],
+        metric="kid",
+        value=0.25,
+        lower=0.2,
+        upper=0.3,
+        backbone="inception",
+    )
+    MetricResult.objects.create(
+        version=arena.versions[2],
+        metric="fd_clip",
+        value=3.5,
+        lower=3.0,
+        upper=4.0,
+        backbone="clip",
+    )
+    MetricResult.objects.create(
+        version=arena.versions[0],
+        metric="viescore",
+        value=7.2,
+        lower=6.8,
+        upper=7.6,
+        backbone="qwen",
     )
     return arena
 
@@ -62,7 +84,7 @@ def test_leaderboard_page_shows_ranked_models_metrics_and_plots(board):
     names = [m.display_name for m in board.models]
     positions = [html.index(name) for name in reversed(names)]
     assert positions == sorted(positions), "strongest model should be listed first"
-    assert "FID ↓" in html and "CLIP score ↑" in html and "Judge: pairwise" in html
+    assert "FID ↓" in html and "CLIP score ↑" in html and "VIEScore ↑" in html
     assert "12.5 [11, 14]" in html
     assert "unavailable" in html and "INCEPTION_WEIGHTS_PATH" in html
     assert 'id="ci-plot"' in html and "<svg" in html and 'id="heatmap"' in html
@@ -70,6 +92,37 @@ def test_leaderboard_page_shows_ranked_models_metrics_and_plots(board):
     snapshot = RatingSnapshot.objects.filter(category="").latest("computed_at")
     assert snapshot.computed_at.strftime("%Y-%m-%d %H:%M:%S") in html
     assert 'aria-sort="ascending"' in html
+
+
+def _metric_header(html: str, metric: str) -> str:
+    found = re.search(rf'<th[^>]*data-metric="{metric}"[^>]*>(.*?)</th>', html, re.S)
+    assert found, f"no column header for {metric}"
+    return found.group(0)
+
+
+def test_every_metric_column_has_its_catalogue_label_and_says_what_its_interval_is(board):
+    html = Client().get("/leaderboard/text-to-image/").content.decode()
+    for metric, label in (
+        ("fid", "FID ↓"),
+        ("clip_score", "CLIP score ↑"),
+        ("fd_clip", "FD (CLIP) ↓"),
+        ("viescore", "VIEScore ↑"),
+    ):
+        header = _metric_header(html, metric)
+        assert label in header and "[95% CI]" in header and "±1 std" not in header
+    kid = _metric_header(html, "kid")
+    assert "KID ↓" in kid and "[±1 std]" in kid and "95% CI" not in kid
+    assert "a spread rather than a confidence interval" in kid  # its tooltip
+    # KID cells show a spread, the others a bracketed confidence interval.
+    assert "0.25 ± 0.05" in html and "3.5 [3, 4]" in html and "7.2 [6.8, 7.6]" in html
+    legend = re.search(r'<p id="metric-intervals".*?</p>', html, re.S).group(0)
+    assert "KID ↓: ±1 standard deviation" in legend
+    assert "FID ↓: 95% confidence interval" in legend
+    cells = Client().get("/leaderboard/text-to-image.json").json()["rows"][0]["metrics"]
+    assert cells["kid"]["interval"] == "std" and cells["fid"]["interval"] == "ci95"
+    model_page = Client().get(f"/models/{board.models[2].slug}/").content.decode()
+    assert "KID ↓" in model_page and "±1 std" in model_page and "0.25 ± 0.05" in model_page
+    assert "FD (CLIP) ↓" in model_page and "95% CI" in model_page
 
 
 def test_models_with_few_votes_are_marked_provisional(board, settings):

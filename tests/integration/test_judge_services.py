@@ -18,8 +18,8 @@ from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from arena.models import Battle, Rater, RaterKind, Vote
 from arena.judging import judge_battles, judge_human_agreement
+from arena.models import Battle, Rater, RaterKind, Vote
 from evaluation.judging import judge_version_samples
 from evaluation.models import JudgeCacheEntry, JudgeResult, MetricResult, Prompt, PromptSet, Sample
 from models_registry.models import GenerativeModel, ModelVersion

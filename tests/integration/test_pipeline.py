@@ -18,10 +18,10 @@ from evaluation.models import MetricResult, MetricStatus, Sample
 from evaluation.sample_store import generate_samples, sample_media_name
 from models_registry.models import ModelVersion, VersionStatus
 from pipeline.models import Stage, StageState, VersionStage
+from pipeline.services import PipelineError, pipeline_rerun, pipeline_start
 from tests.conftest import wait_for
 from tests.integration.redis_support import REDIS, RedisServer, free_port
 from tests.integration.test_generation_task import register_tiny, tiny_config, tiny_prompt_set
-from pipeline.services import PipelineError, pipeline_rerun, pipeline_start
 from workers.pipeline import pipeline_chain
 
 

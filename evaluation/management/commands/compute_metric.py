@@ -1,5 +1,6 @@
-"""compute_metric {fid,kid,clip_score,cmmd,fvd,fd_clip} --real DIR --fake DIR [...]: one metric
-of a folder of generated images/videos, with a progress bar; --json prints one JSON object."""
+"""compute_metric METRIC --real DIR --fake DIR [...]: one media metric of the catalogue
+(evaluation.metrics.catalogue.SUITE_METRIC_NAMES) over a folder of generated images/videos, with
+a progress bar; --json prints one JSON object."""
 
 from __future__ import annotations
 
@@ -8,18 +9,27 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from evaluation.services import METRIC_NAMES, folder_metric_compute
+from evaluation.metrics.catalogue import METRICS, PROMPT, SUITE_METRIC_NAMES
+from evaluation.services import folder_metric_compute
+
+PROMPT_METRICS = ", ".join(n for n in SUITE_METRIC_NAMES if METRICS[n].kind == PROMPT)
 
 
 class Command(BaseCommand):
-    help = "Compute one metric (FID, KID, CLIP score, CMMD, FVD, FD on CLIP) over media folders."
+    help = (
+        "Compute one metric ("
+        + ", ".join(METRICS[n].label for n in SUITE_METRIC_NAMES)
+        + ") over media folders."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("metric", choices=METRIC_NAMES)
+        parser.add_argument("metric", choices=SUITE_METRIC_NAMES)
         parser.add_argument("--real", type=Path, help="folder of real media, or a reference .npz")
         parser.add_argument("--fake", type=Path, required=True, help="folder of generated media")
         parser.add_argument(
-            "--prompts", type=Path, help="clip_score: .txt (one line per file) or .json map"
+            "--prompts",
+            type=Path,
+            help=f"{PROMPT_METRICS}: .txt (one line per file) or .json map",
         )
         parser.add_argument(
             "--weights", type=Path, help="backbone weights file (overrides settings)"
@@ -73,7 +83,11 @@ class Command(BaseCommand):
         if options["json"]:
             self.stdout.write(json.dumps(result.as_json()))
             return
-        interval = f" [{result.lower:.6g}, {result.upper:.6g}]" if result.lower is not None else ""
+        interval = (
+            f" [{result.lower:.6g}, {result.upper:.6g}] ({METRICS[result.metric].interval_note})"
+            if result.lower is not None
+            else ""
+        )
         self.stdout.write(
             f"{result.metric} = {result.value:.6g}{interval}  n={result.n}  "
             f"backbone={result.backbone}  weights sha256={result.weights_sha256}"
