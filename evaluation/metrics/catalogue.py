@@ -3,7 +3,8 @@
 The suite, the services, the leaderboard, the model page, the judges and `compute_metric` read a
 metric's label, direction, interval meaning, tasks, backbone and kind from here; a new metric is
 one entry plus its pure code (a streaming class in evaluation/metrics/ wired into
-`suite.ESTIMATORS`, or a judge mode). Pure: no Django, no app imports (tasks are plain strings).
+`suite.ESTIMATORS`, or a judge mode). Pure: no Django, no app imports; tasks are names from the
+task catalogue (models_registry/generators/tasks.py).
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-TEXT_TO_IMAGE = "text-to-image"
-TEXT_TO_VIDEO = "text-to-video"
-BOTH_TASKS = (TEXT_TO_IMAGE, TEXT_TO_VIDEO)
+from models_registry.generators.tasks import TASK_NAMES, task_spec
+
+TEXT_TO_IMAGE, TEXT_TO_VIDEO = "text-to-image", "text-to-video"  # entries of the task catalogue
+BOTH_TASKS = TASK_NAMES
 
 # kind: what a metric compares the generated media with.
 REFERENCE = "reference"  # a reference set of real media (needs reference statistics)
@@ -57,9 +59,14 @@ class MetricSpec:
     tasks: tuple[str, ...]  # tasks it applies to
     backbone: str  # one of BACKBONES: the feature network it needs
     kind: str  # one of KINDS
-    media: str  # what the backbone reads: "image", "video" or "any" (videos frame by frame)
     estimator: str = ""  # the streaming class in suite.ESTIMATORS; "" for judge metrics
     judge_mode: str = ""  # JudgeMode value whose verdicts this metric summarises (judges only)
+
+    @property
+    def media(self) -> str:
+        """What the backbone reads: its tasks' media kind, or "any" (videos frame by frame)."""
+        kinds = {task_spec(task).media for task in self.tasks}
+        return kinds.pop() if len(kinds) == 1 else "any"
 
     @property
     def arrow(self) -> str:
@@ -95,7 +102,6 @@ METRICS: dict[str, MetricSpec] = {
             tasks=(TEXT_TO_IMAGE,),
             backbone="inception",
             kind=REFERENCE,
-            media="image",
             estimator="frechet",
         ),
         MetricSpec(
@@ -108,7 +114,6 @@ METRICS: dict[str, MetricSpec] = {
             tasks=(TEXT_TO_IMAGE,),
             backbone="inception",
             kind=REFERENCE,
-            media="image",
             estimator="kid",
         ),
         MetricSpec(
@@ -121,7 +126,6 @@ METRICS: dict[str, MetricSpec] = {
             tasks=BOTH_TASKS,
             backbone="clip",
             kind=PROMPT,
-            media="any",
             estimator="clip_score",
         ),
         MetricSpec(
@@ -134,7 +138,6 @@ METRICS: dict[str, MetricSpec] = {
             tasks=BOTH_TASKS,
             backbone="clip",
             kind=REFERENCE,
-            media="any",
             estimator="cmmd",
         ),
         MetricSpec(
@@ -147,7 +150,6 @@ METRICS: dict[str, MetricSpec] = {
             tasks=BOTH_TASKS,
             backbone="clip",
             kind=REFERENCE,
-            media="any",
             estimator="frechet",
         ),
         MetricSpec(
@@ -160,7 +162,6 @@ METRICS: dict[str, MetricSpec] = {
             tasks=(TEXT_TO_VIDEO,),
             backbone="i3d",
             kind=REFERENCE,
-            media="video",
             estimator="frechet",
         ),
         MetricSpec(
@@ -173,7 +174,6 @@ METRICS: dict[str, MetricSpec] = {
             tasks=BOTH_TASKS,
             backbone="judge",
             kind=JUDGE,
-            media="any",
             judge_mode="vqascore",
         ),
         MetricSpec(
@@ -186,7 +186,6 @@ METRICS: dict[str, MetricSpec] = {
             tasks=BOTH_TASKS,
             backbone="judge",
             kind=JUDGE,
-            media="any",
             judge_mode="rubric",
         ),
     )
