@@ -538,16 +538,13 @@ def checkpoint_validate(*, version_id: int) -> ModelVersion | None:
                 sink=_StorageSink(folder),
             )
         if summary.format == "native":
-            native_generator_config(summary, task=version.model.task, overrides=overrides)
+            # The native schema applies the overrides by the loader's own rules.
+            config = native_generator_config(summary, task=version.model.task, overrides=overrides)
         else:
             config = diffusers_generator_config(
                 summary, task=version.model.task, overrides=overrides
             )
-        loadable = _generator_loader_check(
-            summary.format, folder, summary.config, overrides, upload.sha256
-        )
-        if summary.format == "native":
-            config = loadable
+            _diffusers_loader_check(folder, upload.sha256)
     except CheckpointRejected as exc:
         return version_reject(version=version, reason=str(exc))
     with transaction.atomic():
@@ -567,22 +564,14 @@ def checkpoint_validate(*, version_id: int) -> ModelVersion | None:
     return version
 
 
-def _generator_loader_check(
-    fmt: str, folder: str, config: dict, overrides: dict, sha256: str
-) -> dict:
-    """Run the generator loader's own config checks, so a ready version is one it can load.
-
-    Returns the final native config (config.json merged with the version's overrides).
-    """
+def _diffusers_loader_check(folder: str, sha256: str) -> None:
+    """Run the diffusers loader's own layout check, so a ready version is one it can load."""
     # Imported here: the generator modules import torch, which the web process never needs.
     from models_registry.generators.diffusers_loader import check_model_index
-    from models_registry.generators.native import apply_overrides
     from models_registry.generators.protocol import GeneratorConfigError
 
     try:
-        if fmt == "native":
-            return apply_overrides(config, overrides)
-        return check_model_index(local_checkpoint_directory(folder=folder, key=sha256))
+        check_model_index(local_checkpoint_directory(folder=folder, key=sha256))
     except GeneratorConfigError as exc:
         raise CheckpointRejected(str(exc)) from exc
 

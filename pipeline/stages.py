@@ -35,7 +35,7 @@ def _finish(*, version_id: int, stage: str, state: str, reason: str = "") -> Non
 
 
 class StageRun:
-    """Handle of a running stage: report progress, or end it as skipped / failed / unfinished."""
+    """Handle of a running stage: report progress, or end it failed or unfinished."""
 
     def __init__(self, *, version_id: int, stage: str) -> None:
         self.version_id = version_id
@@ -55,9 +55,6 @@ class StageRun:
 
     def advance(self, by: int = 1) -> None:
         self._rows().update(done=F("done") + by, updated_at=timezone.now())
-
-    def skip(self, reason: str) -> None:
-        self.outcome = (StageState.SKIPPED, reason)
 
     @property
     def skipped_reason(self) -> str | None:
