@@ -148,7 +148,11 @@ def test_no_import_cycle_between_modules():
 def test_the_checker_sees_lazy_and_relative_upward_imports():
     """The checks above can fail: imports inside functions and relative ones are found."""
     text = (
-        "def f():\n    from workers.pipeline import pipeline_chain\n    from ..pipeline import x\n"
+        "def f():\n"
+        "    from workers.pipeline import pipeline_chain\n"
+        "    from ..selectors import x\n"
+        "    from . import y\n"
     )
-    found = imports_in(text, package="arena.views")
-    assert {"workers.pipeline", "arena.pipeline"} <= found
+    found = imports_in(text, package="arena.management")
+    assert {"workers.pipeline", "arena.selectors", "arena.management.y"} <= found
+    assert any(LAYERS.index(name.split(".")[0]) > LAYERS.index("arena") for name in found)
