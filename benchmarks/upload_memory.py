@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere in the checkout
 
 from models_registry.checkpoint_packing import write_safetensors_stream  # noqa: E402
+from models_registry.generators.reference import native_config, reference_spec  # noqa: E402
 
 BUDGET_MB = 200
 
@@ -55,14 +56,9 @@ def worker_pids(master: int) -> list[int]:
 
 
 def build_archive(folder: Path, gigabytes: float) -> Path:
-    config = {
-        "format": "native",
-        "paradigm": "flow",
-        "task": "text-to-image",
-        "resolution": 64,
-        "frames": 1,
-        "architecture": {"note": "benchmark filler"},
-    }
+    # A config the native schema accepts (the under-trained reference flow model's); the
+    # weights are filler, so validation rejects the tensors, not the config.
+    config = native_config(reference_spec("ref-flow-undertrained"))
     (folder / "config.json").write_text(json.dumps(config))
     n_floats = int(gigabytes * 1024**3) // 4
     rows = max(1, n_floats // 4096)

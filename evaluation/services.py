@@ -13,11 +13,19 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
-from evaluation.metrics.catalogue import PROMPT, REFERENCE, metric_spec, suite_metric_spec
+from evaluation.metrics.catalogue import (
+    PROMPT,
+    REFERENCE,
+    default_metrics_for_task,
+    metric_spec,
+    suite_metric_spec,
+    task_metric_problems,
+)
 from evaluation.models import MediaKind, MetricResult, MetricStatus, ReferenceSet, Sample
 from models_registry.generators.tasks import task_spec
 from models_registry.models import ModelVersion
@@ -290,6 +298,17 @@ def _sample_batches(
         yield batch, prompts[i * batch_size : i * batch_size + len(batch)]
 
 
+def task_metric_names(task: str) -> list[str]:
+    """The metrics computed for `task`: METRICS_<TASK> when set, else the catalogue's defaults."""
+    configured = settings.METRICS_BY_TASK.get(task)
+    if configured is None:
+        return list(default_metrics_for_task(task))
+    problems = task_metric_problems(task, configured)
+    if problems:
+        raise ImproperlyConfigured("; ".join(problems))
+    return list(configured)
+
+
 def version_metrics_compute(
     *, version_id: int, progress: Callable[[int, int], None] | None = None
 ) -> list[MetricResult]:
@@ -305,7 +324,7 @@ def version_metrics_compute(
 
     version = ModelVersion.objects.select_related("model").get(pk=version_id)
     task = version.model.task
-    names = list(settings.METRICS_BY_TASK.get(task, []))
+    names = task_metric_names(task)
     progress = progress or (lambda _done, _total: None)
     progress(0, len(names))  # every metric is redone
     samples = list(

@@ -10,6 +10,9 @@ error callback marks the version failed, and other versions' chains go on untouc
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 from celery import signature
 from django.conf import settings
 from django.db import transaction
@@ -18,6 +21,9 @@ from models_registry.models import ModelVersion, VersionStatus
 from models_registry.services import checkpoint_validate
 from pipeline.models import Stage, StageState, VersionStage
 from pipeline.stages import stage_run, stage_wait, stages_pending
+
+if TYPE_CHECKING:
+    from evaluation.judging import JudgeRunSummary
 
 # Stages a maintainer can (re)run, in pipeline order; `validate` re-checks the stored checkpoint.
 PIPELINE_STAGES = [Stage.GENERATE, Stage.METRICS, Stage.JUDGE, Stage.ARENA]
@@ -124,9 +130,17 @@ def pipeline_metrics(*, version_id: int):
         return version_metrics_compute(version_id=version_id, progress=run.progress)
 
 
-def pipeline_judge(*, version_id: int, mode: str | None, backend: str):
-    """Judge a version's samples: the run's summary, or, when no judge is configured, the
-    reason the stage was skipped (it names the settings to fill)."""
+@dataclass(frozen=True)
+class JudgeStageResult:
+    """What the judge stage did: the run's summary, or why it was skipped (no judge configured;
+    the reason names the settings to fill)."""
+
+    summary: JudgeRunSummary | None = None
+    skipped: str = ""
+
+
+def pipeline_judge(*, version_id: int, mode: str | None, backend: str) -> JudgeStageResult:
+    """Judge a version's samples, tracked as the judge stage."""
     from evaluation.judging import JudgeNotConfigured, judge_version_samples, resolve_backend
 
     version = ModelVersion.objects.get(pk=version_id)
@@ -137,10 +151,11 @@ def pipeline_judge(*, version_id: int, mode: str | None, backend: str):
         skip_on=(JudgeNotConfigured,),
     ) as run:
         resolve_backend(backend)
-        return judge_version_samples(
+        summary = judge_version_samples(
             version=version, mode=mode, backend=backend, progress=run.advance
         )
-    return run.skipped_reason
+        return JudgeStageResult(summary=summary)
+    return JudgeStageResult(skipped=run.skipped_reason)
 
 
 def version_set_status(*, version_id: int, status: str, reason: str = "") -> None:

@@ -61,6 +61,7 @@ class MetricSpec:
     kind: str  # one of KINDS
     estimator: str = ""  # the streaming class in suite.ESTIMATORS; "" for judge metrics
     judge_mode: str = ""  # JudgeMode value whose verdicts this metric summarises (judges only)
+    by_default: bool = True  # computed for its tasks unless METRICS_<TASK> says otherwise
 
     @property
     def media(self) -> str:
@@ -220,6 +221,31 @@ def suite_metric_spec(name: str) -> MetricSpec:
 def metrics_for_task(task: str) -> tuple[str, ...]:
     """Names of the metrics that apply to `task` ("text-to-image" or "text-to-video")."""
     return tuple(name for name, spec in METRICS.items() if task in spec.tasks)
+
+
+def default_metrics_for_task(task: str) -> tuple[str, ...]:
+    """The media metrics the metrics stage computes for `task` when settings name none."""
+    return tuple(
+        name
+        for name, spec in METRICS.items()
+        if task in spec.tasks and spec.kind != JUDGE and spec.by_default
+    )
+
+
+def task_metric_problems(task: str, names: Iterable[str]) -> list[str]:
+    """Why `names` cannot be `task`'s configured metrics (empty when they can)."""
+    if task not in TASK_NAMES:
+        return [f"unknown task {task!r}; expected one of {', '.join(TASK_NAMES)}"]
+    problems = []
+    for name in names:
+        spec = METRICS.get(name)
+        if spec is None:
+            problems.append(f"unknown metric {name!r}; expected one of {', '.join(METRIC_NAMES)}")
+        elif spec.kind == JUDGE:
+            problems.append(f"{name} is a VLM-judge metric, computed by the judge, not from media")
+        elif task not in spec.tasks:
+            problems.append(f"{name} does not apply to {task} (it is for {', '.join(spec.tasks)})")
+    return problems
 
 
 def metric_for_judge_mode(mode: str) -> str:

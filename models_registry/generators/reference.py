@@ -129,6 +129,15 @@ RESOLUTION = 32
 FRAMES = 8
 
 
+def reference_spec(slug: str) -> ReferenceSpec:
+    """The reference spec named `slug`; ValueError naming the known slugs otherwise."""
+    for spec in REFERENCE_SPECS:
+        if spec.slug == slug:
+            return spec
+    known = ", ".join(s.slug for s in REFERENCE_SPECS)
+    raise ValueError(f"unknown reference model {slug!r}; expected one of {known}")
+
+
 def native_config(spec: ReferenceSpec, *, training: dict | None = None) -> dict:
     """The native config.json of a reference spec."""
     return {

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 from safetensors.numpy import save as st_save
 
 from models_registry.checkpoint_packing import archive_bytes
-from models_registry.generators.reference import REFERENCE_SPECS
+from models_registry.generators.reference import reference_spec
 from models_registry.generators.reference import native_config as reference_native_config
 from models_registry.services import api_token_create
 
@@ -30,8 +30,7 @@ def token_client(user) -> APIClient:
 
 def native_config(**changes) -> dict:
     """A config.json the generator loader accepts (the under-trained reference flow model)."""
-    spec = next(s for s in REFERENCE_SPECS if s.slug == "ref-flow-undertrained")
-    config = reference_native_config(spec)
+    config = reference_native_config(reference_spec("ref-flow-undertrained"))
     config.update(changes)
     return config
 

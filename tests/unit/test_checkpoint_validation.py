@@ -27,7 +27,7 @@ from models_registry.checkpoint_validation import (
     safe_member_path,
     validate_archive,
 )
-from models_registry.generators.reference import REFERENCE_SPECS
+from models_registry.generators.reference import REFERENCE_SPECS, reference_spec
 from models_registry.generators.reference import native_config as reference_native_config
 
 LIMITS = ArchiveLimits(
@@ -41,8 +41,7 @@ LIMITS = ArchiveLimits(
 
 def native_config(**changes) -> dict:
     """A config.json the generator loader accepts (the reference DDPM model's)."""
-    spec = next(s for s in REFERENCE_SPECS if s.slug == "ref-ddpm")
-    config = reference_native_config(spec)
+    config = reference_native_config(reference_spec("ref-ddpm"))
     config.update(changes)
     return config
 

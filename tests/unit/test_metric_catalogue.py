@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from django.conf import settings
+from django.core.checks import run_checks
+from django.core.exceptions import ImproperlyConfigured
 
 from evaluation.judging import METRIC_FOR_MODE
 from evaluation.management.commands.compute_metric import Command as ComputeMetric
@@ -23,6 +24,7 @@ from evaluation.metrics.catalogue import (
 )
 from evaluation.metrics.suite import ESTIMATORS, evaluate, reference_from_media
 from evaluation.models import JudgeMode
+from evaluation.services import task_metric_names
 from models_registry.generators.tasks import TASK_NAMES, task_spec
 
 
@@ -122,8 +124,51 @@ def test_compute_metric_offers_exactly_the_suite_metrics():
 
 
 def test_configured_task_metrics_are_catalogue_metrics_for_that_task():
-    for task, names in settings.METRICS_BY_TASK.items():
-        assert set(names) <= set(catalogue.metrics_for_task(task)), task
+    for task in TASK_NAMES:
+        names = task_metric_names(task)
+        assert names and set(names) <= set(catalogue.metrics_for_task(task)), task
+        assert not catalogue.task_metric_problems(task, names)
+
+
+def test_default_metrics_are_the_catalogue_media_metrics_of_each_task():
+    assert catalogue.default_metrics_for_task("text-to-image") == (
+        "fid",
+        "kid",
+        "clip_score",
+        "cmmd",
+        "fd_clip",
+    )
+    assert catalogue.default_metrics_for_task("text-to-video") == (
+        "clip_score",
+        "cmmd",
+        "fd_clip",
+        "fvd",
+    )
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        (["fid", "is"], "METRICS_TEXT_TO_IMAGE: unknown metric 'is'; expected one of fid"),
+        (["viescore"], "METRICS_TEXT_TO_IMAGE: viescore is a VLM-judge metric"),
+        (["fvd"], "METRICS_TEXT_TO_IMAGE: fvd does not apply to text-to-image"),
+    ],
+)
+def test_system_check_names_the_setting_and_the_bad_metric(settings, names, message):
+    settings.METRICS_BY_TASK = {**settings.METRICS_BY_TASK, "text-to-image": names}
+    errors = [e for e in run_checks() if e.id == "evaluation.E001"]
+    assert len(errors) == 1 and errors[0].msg.startswith(message), errors
+    with pytest.raises(ImproperlyConfigured, match=message.split(": ", 1)[1][:20]):
+        task_metric_names("text-to-image")
+
+
+def test_system_check_passes_configured_and_default_metrics(settings):
+    settings.METRICS_BY_TASK = {"text-to-image": ["fid", "kid"], "text-to-video": None}
+    assert not [e for e in run_checks() if e.id == "evaluation.E001"]
+    assert task_metric_names("text-to-image") == ["fid", "kid"]
+    assert task_metric_names("text-to-video") == list(
+        catalogue.default_metrics_for_task("text-to-video")
+    )
 
 
 def test_unknown_names_are_refused_or_shown_as_themselves():

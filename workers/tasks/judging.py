@@ -8,9 +8,10 @@ from celery import shared_task
 def _judge_version(version_id: int, mode: str | None, backend: str) -> dict:
     from pipeline.services import pipeline_judge
 
-    summary = pipeline_judge(version_id=version_id, mode=mode, backend=backend)
-    if isinstance(summary, str):
-        return {"skipped": summary}
+    result = pipeline_judge(version_id=version_id, mode=mode, backend=backend)
+    if result.summary is None:
+        return {"skipped": result.skipped}
+    summary = result.summary
     return {
         "judge": summary.judge,
         "mode": summary.mode,
