@@ -12,8 +12,8 @@ from rest_framework.test import APIClient
 from safetensors.numpy import save as st_save
 
 from models_registry.checkpoint_packing import archive_bytes
-from models_registry.generators.reference import reference_spec
 from models_registry.generators.reference import native_config as reference_native_config
+from models_registry.generators.reference import reference_spec
 from models_registry.services import api_token_create
 
 
