@@ -12,6 +12,8 @@ DEMO_CLIP := $(CURDIR)/var/weights/demo-clip-tiny.safetensors
 run seed: export CLIP_MODEL_NAME ?= demo-clip-tiny
 run seed: export CLIP_WEIGHTS_PATH ?= $(DEMO_CLIP)
 run seed: export CLIP_WEIGHTS_CUSTOM ?= 1
+# Quiet terminal: warnings and errors, plus seed_progress's bars (one per model).
+run seed: export LOG_LEVEL ?= WARNING
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

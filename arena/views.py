@@ -30,6 +30,7 @@ from arena.services import ArenaRefusal
 from evaluation.metrics.catalogue import metric_heading
 from models_registry.generators.tasks import task_spec
 from models_registry.models import Task
+from models_registry.selectors import training_finished, training_progress
 
 OUTCOME_KEYS = (
     (Outcome.MODEL_A, "A is better", "1"),
@@ -40,7 +41,11 @@ OUTCOME_KEYS = (
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "home.html", {"tasks": Task.choices})
+    training = training_progress()
+    seeding = bool(training) and not training_finished(training)
+    return render(
+        request, "home.html", {"tasks": Task.choices, "training": training, "seeding": seeding}
+    )
 
 
 # --- helpers -------------------------------------------------------------------------------

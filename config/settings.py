@@ -6,6 +6,7 @@ Production: ``DATABASE_URL`` (PostgreSQL), ``CELERY_BROKER_URL`` (Redis or Rabbi
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from kombu import Exchange, Queue
@@ -208,9 +209,15 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = (
     Queue("default", Exchange("default"), routing_key="default"),
     Queue("gpu", Exchange("gpu"), routing_key="gpu"),
+    Queue("training", Exchange("training"), routing_key="training"),
 )
-# Tasks that run a generator or a backbone go to GPU workers; everything else to `default`.
-CELERY_TASK_ROUTES = {"workers.tasks.gpu_*": {"queue": "gpu", "routing_key": "gpu"}}
+# Tasks that run a generator or a backbone go to GPU workers; training the demo's own models
+# goes to its own worker (`make run` starts one), so it never holds up the evaluation pipeline;
+# everything else to `default`.
+CELERY_TASK_ROUTES = {
+    "workers.tasks.gpu_*": {"queue": "gpu", "routing_key": "gpu"},
+    "workers.tasks.train_*": {"queue": "training", "routing_key": "training"},
+}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 RATINGS_REFRESH_SECONDS = env_float("RATINGS_REFRESH_SECONDS", 60.0)
@@ -247,6 +254,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # diffusers and httpx log a line per model load or request.
+    "loggers": {
+        name: {"level": env_str("LIBRARY_LOG_LEVEL", "WARNING")}
+        for name in ("diffusers", "httpx", "urllib3")
+    },
 }
 
 # --- app-specific settings (each block owned by one area) ---------------------------------
@@ -279,6 +291,9 @@ GENERATOR_SEEDS_PER_PROMPT = env_int("GENERATOR_SEEDS_PER_PROMPT", 2)  # seeds 0
 SAMPLE_VIDEO_FPS = env_int("SAMPLE_VIDEO_FPS", 8)
 REFERENCE_MODELS_DIR = Path(env_str("REFERENCE_MODELS_DIR", str(VAR_DIR / "reference_models")))
 REFERENCE_MODELS_OWNER = env_str("REFERENCE_MODELS_OWNER", "reference-models")
+# Torch CPU threads of a training task (0: torch's default). The demo trains in the background
+# beside the evaluation worker, so half the cores each keeps both moving.
+TRAINING_THREADS = env_int("TRAINING_THREADS", max(1, (os.cpu_count() or 2) // 2))
 # [metrics settings]
 # Accept weights whose sha256 differs from the published one (results still show the hash).
 INCEPTION_WEIGHTS_CUSTOM = env_bool("INCEPTION_WEIGHTS_CUSTOM", WEIGHTS_ALLOW_CUSTOM)

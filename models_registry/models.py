@@ -182,3 +182,52 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.prefix}…"
+
+
+class TrainingState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Training"
+    DONE = "done", "Trained"
+    FAILED = "failed", "Failed"
+
+
+class TrainingKind(models.TextChoices):
+    GENERATOR = "generator", "Reference generator"
+    BACKBONE = "backbone", "Metric backbone"
+
+
+class TrainingJob(models.Model):
+    """A model the platform trains itself for the demo (a reference generator or the demo CLIP),
+    with its progress; `make run` queues them in the background and the home page shows them."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    label = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=TrainingKind.choices)
+    task = models.CharField(max_length=32, blank=True)  # generators: the task they generate for
+    position = models.PositiveIntegerField(default=0)  # order in the training queue
+    state = models.CharField(
+        max_length=8, choices=TrainingState.choices, default=TrainingState.QUEUED
+    )
+    step = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True)
+    version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["position", "slug"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state__in=TrainingState.values), name="training_state_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=TrainingKind.values), name="training_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.slug}: {self.state} {self.step}/{self.total}"

@@ -69,3 +69,46 @@ def owned_uploads(*, user) -> QuerySet[Upload]:
     if not _is_authenticated(user):
         return Upload.objects.none()
     return Upload.objects.select_related("version", "version__model").filter(owner=user)
+
+
+def training_progress() -> list[dict]:
+    """The demo's training jobs in queue order, as the home page and `seed_progress` show them:
+    slug, label, kind, task, state, step, total, fraction (0..1), message, version_status."""
+    from models_registry.models import TrainingJob
+
+    rows = []
+    for job in TrainingJob.objects.select_related("version").order_by("position", "slug"):
+        version = job.version
+        rows.append(
+            {
+                "slug": job.slug,
+                "label": job.label,
+                "kind": job.kind,
+                "task": job.task,
+                "state": job.state,
+                "state_label": job.get_state_display(),
+                "step": job.step,
+                "total": job.total,
+                "fraction": min(1.0, job.step / job.total) if job.total else 0.0,
+                "message": job.message,
+                "version_status": version.status if version else "",
+                "version_status_label": version.get_status_display() if version else "",
+            }
+        )
+    return rows
+
+
+def training_finished(rows: list[dict]) -> bool:
+    """Whether every job is over: trained (and its version published or failed) or failed."""
+    from models_registry.models import TrainingKind, TrainingState, VersionStatus
+
+    def over(row: dict) -> bool:
+        if row["state"] == TrainingState.FAILED:
+            return True
+        if row["state"] != TrainingState.DONE:
+            return False
+        if row["kind"] != TrainingKind.GENERATOR:
+            return True
+        return row["version_status"] in (VersionStatus.PUBLISHED, VersionStatus.FAILED)
+
+    return all(over(row) for row in rows)

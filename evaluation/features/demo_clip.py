@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,11 +68,13 @@ def train_demo_clip(
     batch_size: int = 96,
     n_images: int = 4096,
     force: bool = False,
+    progress: Callable[[int, float], None] | None = None,
 ) -> DemoClipCheckpoint:
     """Train the demo CLIP with the contrastive loss on synthetic captioned renders.
 
     out_path: weights file (.safetensors); its config JSON goes next to it. An existing pair is
-    reused unless `force`. Deterministic for a given seed on one machine.
+    reused unless `force`. Deterministic for a given seed on one machine. `progress(step, loss)`
+    is called after every step.
     """
     import open_clip
     from open_clip.loss import ClipLoss
@@ -105,7 +108,7 @@ def train_demo_clip(
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=2e-3, total_steps=steps)
     generator = np.random.default_rng(seed)
     model.train()
-    for _ in range(steps):
+    for step in range(steps):
         idx = generator.choice(n_images, size=batch_size, replace=False)
         out = model(pixels(images[idx]), tokens[idx])
         loss = loss_fn(out["image_features"], out["text_features"], out["logit_scale"])
@@ -113,6 +116,8 @@ def train_demo_clip(
         loss.backward()
         optimiser.step()
         schedule.step()
+        if progress is not None:
+            progress(step + 1, float(loss.detach()))
     model.eval()
     with torch.no_grad():
         img = torch.nn.functional.normalize(model.encode_image(pixels(held_images)), dim=-1)

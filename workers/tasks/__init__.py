@@ -16,6 +16,7 @@ from workers.tasks.pipeline import (  # noqa: F401
     pipeline_set_status,
 )
 from workers.tasks.ratings import refresh_rating_snapshots  # noqa: F401
+from workers.tasks.training import train_model  # noqa: F401
 from workers.tasks.validation import validate_checkpoint  # noqa: F401
 
 __all__ = ["ping"]
