@@ -301,6 +301,11 @@ CLIP_WEIGHTS_CUSTOM = env_bool("CLIP_WEIGHTS_CUSTOM", WEIGHTS_ALLOW_CUSTOM)
 I3D_WEIGHTS_CUSTOM = env_bool("I3D_WEIGHTS_CUSTOM", WEIGHTS_ALLOW_CUSTOM)
 METRICS_DEVICE = env_str("METRICS_DEVICE", "auto")  # "auto" (cuda when present), "cpu", "cuda:0"
 METRICS_BATCH_SIZE = env_int("METRICS_BATCH_SIZE", 32)  # images (or videos) per backbone call
+# The synthetic domain's prompt checker (prompt_agreement, the "checker" judge): the platform's
+# own small classifier, fitted on renders and saved here on first use when the file is missing.
+PROMPT_CHECKER_WEIGHTS_PATH = env_path("PROMPT_CHECKER_WEIGHTS_PATH") or (
+    VAR_DIR / "metrics" / "prompt-checker.safetensors"
+)
 # Metrics per task; unset = the metric catalogue's defaults for the task (every media metric
 # that applies to it). Names are checked against the catalogue by a system check (evaluation).
 METRICS_BY_TASK = {

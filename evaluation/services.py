@@ -57,17 +57,20 @@ def backbone_load(
     allow_custom: bool | None = None,
     device: str | None = None,
 ):
-    """Load backbone `key` ("inception", "clip", "i3d") from the configured local weights.
+    """Load backbone `key` ("inception", "clip", "i3d", "checker") from the configured local weights.
 
     `weights_path` / `allow_custom` override INCEPTION_WEIGHTS_PATH / CLIP_WEIGHTS_PATH /
-    I3D_WEIGHTS_PATH and the *_WEIGHTS_CUSTOM settings. Raises WeightsUnavailable or
+    I3D_WEIGHTS_PATH / PROMPT_CHECKER_WEIGHTS_PATH and the *_WEIGHTS_CUSTOM settings (the checker
+    has none: it is fitted at its path when missing). Raises WeightsUnavailable or
     WeightsRejected (evaluation.features.weights) with a message naming what to configure.
     """
     from evaluation.features.registry import BACKBONES, load_backbone
 
     spec = BACKBONES[key]
     path = weights_path if weights_path is not None else getattr(settings, spec.weights_setting)
-    custom = allow_custom if allow_custom is not None else getattr(settings, spec.custom_setting)
+    custom = allow_custom
+    if custom is None:
+        custom = getattr(settings, spec.custom_setting) if spec.custom_setting else False
     return load_backbone(
         key,
         weights_path=path,
@@ -321,6 +324,7 @@ def version_metrics_compute(
     """
     from evaluation.features.registry import backbone_name
     from evaluation.features.weights import WeightsRejected, WeightsUnavailable
+    from evaluation.metrics.prompt_agreement import NoCheckablePrompts
 
     version = ModelVersion.objects.select_related("model").get(pk=version_id)
     task = version.model.task
@@ -338,8 +342,10 @@ def version_metrics_compute(
     for key, group in by_backbone.items():
         model_name = settings.CLIP_MODEL_NAME if key == "clip" else None
         try:
+            if key == "checker":
+                _check_checkable_prompts(samples)
             backbone = backbone_load(key=key)
-        except (WeightsUnavailable, WeightsRejected) as exc:
+        except (WeightsUnavailable, WeightsRejected, NoCheckablePrompts) as exc:
             for name in group:
                 results.append(
                     metric_result_store(
@@ -355,6 +361,16 @@ def version_metrics_compute(
         results.extend(_compute_group(version, task, kind, group, backbone, samples))
         progress(len(results), len(names))
     return results
+
+
+def _check_checkable_prompts(samples: Sequence[Sample]) -> None:
+    """NoCheckablePrompts unless some sample's prompt is a caption of the synthetic domain (the
+    checker scores only those; a version without any gets an `unavailable` prompt_agreement)."""
+    from evaluation.metrics.prompt_agreement import no_checkable_prompts
+    from models_registry.generators.quality import parse_prompt
+
+    if samples and not any(parse_prompt(sample.prompt.text) for sample in samples):
+        raise no_checkable_prompts(len(samples))
 
 
 def _compute_group(version, task, kind, names, backbone, samples) -> list[MetricResult]:

@@ -5,6 +5,11 @@ published sha256 (or a function of the model name) and a loader returning an obj
 `name`, `weights_sha256`, `custom`, `dim` and `encode_images` / `encode_texts` /
 `encode_videos`. Weights are always local files; nothing is downloaded and nothing falls back to
 random initialisation.
+
+One backbone is the platform's own model rather than a published one: the synthetic domain's
+checker ("checker", prompt_agreement), a small classifier fitted on renders. It is `self_trained`:
+its weights file is fitted and saved at the configured path when missing (seconds on a CPU), its
+sha256 is whatever that file's is, and it is never "custom".
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evaluation.features.weights import verify_weights
+from evaluation.features.weights import WeightsUnavailable, verify_weights
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,8 @@ class BackboneSpec:
     published_sha256: Callable[[str | None], str | None]
     load: Callable[..., Any]  # (path, *, model_name, name, weights_sha256, custom, device)
     display_name: Callable[[str | None], str]
+    # Fitted here (loader trains and saves the file when missing); no published hash to check.
+    self_trained: bool = False
 
 
 def _load_inception(path, *, model_name, name, weights_sha256, custom, device):
@@ -54,6 +61,15 @@ def _load_i3d(path, *, model_name, name, weights_sha256, custom, device):
     from evaluation.features.i3d import I3DBackbone
 
     return I3DBackbone(path, name=name, weights_sha256=weights_sha256, custom=custom, device=device)
+
+
+def _load_checker(path, *, model_name, name, weights_sha256, custom, device):
+    from evaluation.features.weights import sha256_file
+    from evaluation.metrics.prompt_agreement import CheckerBackbone
+    from models_registry.generators.quality import load_or_train_classifier
+
+    model = load_or_train_classifier(path)  # trains and saves it when missing or stale
+    return CheckerBackbone(model, name=name, weights_sha256=sha256_file(path))
 
 
 def _inception_sha(_model: str | None) -> str:
@@ -105,6 +121,17 @@ BACKBONES: dict[str, BackboneSpec] = {
         load=_load_i3d,
         display_name=lambda _m: "i3d-kinetics400-styleganv",
     ),
+    "checker": BackboneSpec(
+        key="checker",
+        what="the synthetic prompt checker",
+        modality="checker",
+        weights_setting="PROMPT_CHECKER_WEIGHTS_PATH",
+        custom_setting="",
+        published_sha256=lambda _m: None,
+        load=_load_checker,
+        display_name=lambda _m: "synthetic-checker",
+        self_trained=True,
+    ),
 }
 
 
@@ -124,11 +151,27 @@ def load_backbone(
     """Load backbone `key` from a local file after checking its sha256.
 
     Raises WeightsUnavailable (no file; message names the setting) or WeightsRejected (hash not
-    the published one and not `allow_custom`, or a file of the wrong layout).
+    the published one and not `allow_custom`, or a file of the wrong layout). A `self_trained`
+    backbone needs only a configured path: its file is fitted there when missing.
     """
     if key not in BACKBONES:
         raise KeyError(f"unknown backbone {key!r}; known: {', '.join(BACKBONES)}")
     spec = BACKBONES[key]
+    if spec.self_trained:
+        if weights_path is None or str(weights_path) == "":
+            raise WeightsUnavailable(
+                f"{spec.what} has no weights path: set {spec.weights_setting} to a local file "
+                "(it is fitted and saved there when missing)",
+                setting=spec.weights_setting,
+            )
+        return spec.load(
+            Path(weights_path),
+            model_name=model_name,
+            name=backbone_name(key, model_name),
+            weights_sha256=None,
+            custom=False,
+            device=device,
+        )
     published = spec.published_sha256(model_name)
     sha = verify_weights(
         path=weights_path,

@@ -23,7 +23,7 @@ PROMPT = "prompt"  # each sample's own prompt
 JUDGE = "judge"  # a VLM judge's per-sample verdicts (evaluation.judging)
 KINDS = (REFERENCE, PROMPT, JUDGE)
 
-BACKBONES = ("inception", "clip", "i3d", "none", "judge")
+BACKBONES = ("inception", "clip", "i3d", "checker", "none", "judge")
 
 
 @dataclass(frozen=True)
@@ -164,6 +164,21 @@ METRICS: dict[str, MetricSpec] = {
             backbone="i3d",
             kind=REFERENCE,
             estimator="frechet",
+        ),
+        MetricSpec(
+            name="prompt_agreement",
+            label="Prompt agreement",
+            description=(
+                "share of its prompt's attributes (colour, shape, size, position or motion, "
+                "background) a sample shows, read by the synthetic domain's checker (0–1)"
+            ),
+            direction="higher",
+            interval="ci95",
+            interval_method=_CI_T,
+            tasks=BOTH_TASKS,
+            backbone="checker",
+            kind=PROMPT,
+            estimator="prompt_agreement",
         ),
         MetricSpec(
             name="vqascore",

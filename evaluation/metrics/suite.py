@@ -4,7 +4,8 @@ metric.
 Which metrics exist, and the backbone, media and estimator of each, is the catalogue
 (evaluation.metrics.catalogue); the suite computes its `SUITE_METRIC_NAMES` (judge metrics are
 evaluation.judging's). A backbone is duck-typed (see evaluation.features.registry): `name`, `weights_sha256`,
-`modality` and `encode_images` / `encode_texts` / `encode_videos`.
+`modality` and `encode_images` / `encode_texts` / `encode_videos`; the synthetic checker
+(modality "checker", prompt_agreement) instead reads media and prompts together (`check`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from evaluation.metrics.cmmd import CMMD
 from evaluation.metrics.contract import StreamingMetric
 from evaluation.metrics.frechet import FrechetDistanceMetric
 from evaluation.metrics.kid import KernelInceptionDistance
+from evaluation.metrics.prompt_agreement import PromptAgreement
 from evaluation.metrics.reference import ReferenceStats
 from evaluation.metrics.result import MetricValue
 
@@ -29,6 +31,7 @@ ESTIMATORS: dict[str, Callable[..., StreamingMetric]] = {
     "kid": lambda reference, **kw: KernelInceptionDistance(reference.features, **kw),
     "cmmd": lambda reference, **kw: CMMD(reference.features, **kw),
     "clip_score": lambda reference, **kw: CLIPScore(**kw),
+    "prompt_agreement": lambda reference, **kw: PromptAgreement(**kw),
 }
 
 
@@ -82,6 +85,10 @@ def make_metric(
 ) -> StreamingMetric:
     """A streaming metric object for `name` against `reference` (None for prompt metrics)."""
     spec = suite_metric_spec(name)
+    if (spec.backbone == "checker") != (backbone.modality == "checker"):
+        raise ValueError(
+            f"{name} needs the {spec.backbone} backbone, got {backbone.name} ({backbone.modality})"
+        )
     ids = dict(metric=name, backbone=backbone.name, weights_sha256=backbone.weights_sha256)
     if spec.kind == REFERENCE:
         if reference is None:
@@ -103,6 +110,7 @@ def evaluate_many(
 
     Returns each metric's value, or the ValueError its compute() raised (e.g. too few samples).
     clip_score needs one prompt per item; for videos it averages per-frame scores (CLIPSIM).
+    prompt_agreement (the checker backbone) reads each item with its prompt.
     """
     options = options or {}
     metrics = {
@@ -121,6 +129,9 @@ def evaluate_many(
                 continue
             if prompts is None or len(prompts) != len(media):
                 raise ValueError(f"{name} needs exactly one prompt per image or video")
+            if isinstance(metric, PromptAgreement):
+                metric.update(backbone.check(media, list(prompts)))
+                continue
             text = backbone.encode_texts(list(prompts))
             if media.ndim == 5:
                 b, t = media.shape[:2]

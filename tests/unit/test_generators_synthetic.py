@@ -1,4 +1,4 @@
-"""The synthetic dataset, its caption grammar and the prompt-agreement classifier."""
+"""The synthetic dataset, its caption grammar and the prompt-agreement checker."""
 
 from __future__ import annotations
 
@@ -67,6 +67,19 @@ def test_parse_caption_rejects_text_outside_the_grammar():
 def test_classifier_reads_renders_and_not_noise():
     model = train_classifier(n=600, steps=200)
     images, captions, _ = render_image_dataset(300, seed=99)
-    assert prompt_agreement(model, images, captions)["both"] >= 0.97
+    on_renders = prompt_agreement(model, images, captions)
+    assert on_renders["both"] >= 0.97 and on_renders["score"] >= 0.97
+    assert min(on_renders[k] for k in ("size", "position", "background")) >= 0.97
     noise = np.random.default_rng(0).integers(0, 256, images.shape, dtype=np.uint8)
-    assert prompt_agreement(model, noise, captions)["both"] < 0.3
+    on_noise = prompt_agreement(model, noise, captions)
+    assert on_noise["both"] < 0.3 and on_noise["score"] < 0.1
+
+
+def test_checker_reads_clips_and_their_motion_and_not_noise():
+    model = train_classifier(n=600, steps=200)
+    clips, captions, _ = render_video_dataset(48, seed=7, frames=8)
+    on_renders = prompt_agreement(model, clips, captions)
+    assert on_renders["both"] >= 0.97 and on_renders["direction"] >= 0.97
+    assert on_renders["score"] >= 0.97
+    noise = np.random.default_rng(1).integers(0, 256, clips.shape, dtype=np.uint8)
+    assert prompt_agreement(model, noise, captions)["score"] < 0.1

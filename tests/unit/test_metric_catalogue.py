@@ -22,9 +22,12 @@ from evaluation.metrics.catalogue import (
     REFERENCE,
     SUITE_METRIC_NAMES,
 )
+from evaluation.metrics.prompt_agreement import CheckerBackbone
 from evaluation.metrics.suite import ESTIMATORS, evaluate, reference_from_media
 from evaluation.models import JudgeMode
 from evaluation.services import task_metric_names
+from models_registry.generators.quality import train_classifier
+from models_registry.generators.synthetic import benchmark_prompts
 from models_registry.generators.tasks import TASK_NAMES, task_spec
 
 
@@ -82,14 +85,26 @@ def test_kid_is_the_one_metric_whose_interval_is_a_spread_not_a_confidence_inter
     assert "rather than a confidence interval" in INTERVALS["std"].description
 
 
+@pytest.fixture(scope="module")
+def checker():
+    """The synthetic domain's checker (the "checker" backbone), fitted on renders."""
+    return CheckerBackbone(train_classifier(n=300, steps=100), weights_sha256="0" * 64)
+
+
 @pytest.mark.parametrize("name", SUITE_METRIC_NAMES)
-def test_every_suite_output_is_a_catalogue_metric_with_a_label(name):
+def test_every_suite_output_is_a_catalogue_metric_with_a_label(name, request):
     spec = METRICS[name]
-    backbone = ToyBackbone(spec.backbone)
+    backbone = (
+        request.getfixturevalue("checker")
+        if spec.backbone == "checker"
+        else ToyBackbone(spec.backbone)
+    )
     reference = None
     if spec.kind == REFERENCE:
         reference = reference_from_media(backbone, [_media(spec, 12, seed=1)])
     prompts = [f"a prompt with {k} words" for k in range(10)] if spec.kind == PROMPT else None
+    if spec.backbone == "checker":  # it scores captions of the synthetic grammar only
+        prompts = [caption for caption, _ in benchmark_prompts(TASK_NAMES[0], 10)]
     options = {"subsets": 3, "subset_size": 5} if spec.estimator == "kid" else {}
     if spec.estimator == "cmmd":
         options = {"bootstrap": 4}
@@ -137,13 +152,37 @@ def test_default_metrics_are_the_catalogue_media_metrics_of_each_task():
         "clip_score",
         "cmmd",
         "fd_clip",
+        "prompt_agreement",
     )
     assert catalogue.default_metrics_for_task("text-to-video") == (
         "clip_score",
         "cmmd",
         "fd_clip",
         "fvd",
+        "prompt_agreement",
     )
+
+
+def test_prompt_agreement_is_a_prompt_metric_of_both_tasks_read_by_the_checker():
+    spec = METRICS["prompt_agreement"]
+    assert (spec.label, spec.direction, spec.interval, spec.kind) == (
+        "Prompt agreement",
+        "higher",
+        "ci95",
+        PROMPT,
+    )
+    assert spec.tasks == TASK_NAMES and spec.media == "any" and spec.backbone == "checker"
+    assert spec.interval_method == METRICS["clip_score"].interval_method  # Student-t
+    assert spec.heading == "Prompt agreement ↑"
+    with pytest.raises(ValueError, match="needs the checker backbone"):
+        evaluate("prompt_agreement", backbone=ToyBackbone("clip"), reference=None, batches=[])
+    with pytest.raises(ValueError, match="needs the clip backbone"):
+        evaluate(
+            "clip_score",
+            backbone=CheckerBackbone(None, weights_sha256=""),
+            reference=None,
+            batches=[],
+        )
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,10 @@ from evaluation.metrics.cmmd import CMMD
 from evaluation.metrics.contract import EmptyMetricError, StreamingMetric
 from evaluation.metrics.frechet import FeatureStatistics, FrechetDistanceMetric, GaussianStats
 from evaluation.metrics.kid import KernelInceptionDistance
+from evaluation.metrics.prompt_agreement import PromptAgreement
 from evaluation.metrics.reservoir import FeatureReservoir
 from evaluation.metrics.result import MetricValue
+from models_registry.generators.quality import IMAGE_ATTRIBUTES, SampleCheck
 
 DIM = 6
 IDS = dict(backbone="toy", weights_sha256="0" * 64)
@@ -37,6 +39,19 @@ def _pairs(metric, batch):
     metric.update(pairs[:, :DIM], pairs[:, DIM:])
 
 
+def _checks(metric, batch):
+    """Per-sample checks read off the batch: attribute k shown when column k exceeds column
+    DIM + k; about one row in four stands for a prompt outside the synthetic grammar (None)."""
+    checks = []
+    for row in batch:
+        if int(abs(row[-1]) * 10) % 4 == 0:
+            checks.append(None)
+            continue
+        shown = {name: bool(row[k] > row[DIM + k]) for k, name in enumerate(IMAGE_ATTRIBUTES)}
+        checks.append(SampleCheck(sum(shown.values()) / len(shown), shown, read={}))
+    metric.update(checks)
+
+
 CASES = {
     "feature statistics": (lambda: FeatureStatistics(DIM, groups=3), _features),
     "feature reservoir": (lambda: FeatureReservoir(DIM, capacity=100, seed=3), _features),
@@ -50,6 +65,7 @@ CASES = {
     ),
     "cmmd": (lambda: CMMD(REFERENCE, bootstrap=5, capacity=100, **IDS), _features),
     "clip score": (lambda: CLIPScore(**IDS), _pairs),
+    "prompt agreement": (lambda: PromptAgreement(**IDS), _checks),
 }
 
 
