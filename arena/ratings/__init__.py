@@ -7,6 +7,13 @@ from arena.ratings.bradley_terry import (
     rank_intervals,
 )
 from arena.ratings.elo import OnlineElo
+from arena.ratings.style import (
+    StyleControlFit,
+    StyleOptions,
+    StyleVote,
+    StyleVotes,
+    fit_style_control,
+)
 from arena.ratings.votes import AggregatedVotes, VoteFormatError, read_votes
 
 __all__ = [
@@ -14,8 +21,13 @@ __all__ = [
     "BradleyTerryFit",
     "BradleyTerryOptions",
     "OnlineElo",
+    "StyleControlFit",
+    "StyleOptions",
+    "StyleVote",
+    "StyleVotes",
     "VoteFormatError",
     "fit_bradley_terry",
+    "fit_style_control",
     "rank_intervals",
     "read_votes",
 ]
