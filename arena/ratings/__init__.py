@@ -14,12 +14,15 @@ from arena.ratings.style import (
     StyleVotes,
     fit_style_control,
 )
+from arena.ratings.ties import DavidsonFit, DavidsonOptions, fit_davidson
 from arena.ratings.votes import AggregatedVotes, VoteFormatError, read_votes
 
 __all__ = [
     "AggregatedVotes",
     "BradleyTerryFit",
     "BradleyTerryOptions",
+    "DavidsonFit",
+    "DavidsonOptions",
     "OnlineElo",
     "StyleControlFit",
     "StyleOptions",
@@ -27,6 +30,7 @@ __all__ = [
     "StyleVotes",
     "VoteFormatError",
     "fit_bradley_terry",
+    "fit_davidson",
     "fit_style_control",
     "rank_intervals",
     "read_votes",
