@@ -2,7 +2,8 @@
 
 Pairwise verdicts are arena `Vote`s by a judge `Rater` (rater_kind="judge") on the judge's own
 `Battle` rows, so they never mix with human votes; the judge itself (backends, cache, media) is
-evaluation's.
+evaluation's. Backend "checker" (the synthetic domain's checker, rater "synthetic-checker") needs
+no VLM: the sample with the higher checker score wins, equal scores tie, both at 0 are "both bad".
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from evaluation.judges import pairwise
 from evaluation.judges.agreement import AgreementItem, agreement_stats
 from evaluation.judges.cache import cache_key
 from evaluation.judges.chat_judge import ChatJudge
+from evaluation.judges.checker import BOTH_BAD, CheckerJudge
 from evaluation.judges.media import MediaError
 from evaluation.judges.verdicts import Verdict
 from evaluation.judging import (
@@ -38,6 +40,13 @@ OUTCOME_FOR_PREFERENCE = {
 }
 
 
+def outcome_for_verdict(label: str) -> Outcome:
+    """The vote outcome of a pairwise verdict: "A", "B", "tie", or the checker's "both_bad"."""
+    if label == BOTH_BAD:
+        return Outcome.BOTH_BAD
+    return OUTCOME_FOR_PREFERENCE[pairwise.Preference(label)]
+
+
 # --- pairwise judging of battles --------------------------------------------------------------
 @dataclass
 class BattleJudgingSummary:
@@ -48,6 +57,7 @@ class BattleJudgingSummary:
     ok: int = 0
     failed: int = 0
     cached: int = 0
+    unjudgeable: int = 0  # pairs whose prompt this judge cannot read (the checker: free text)
     votes: dict[str, int] = field(default_factory=dict)
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -75,14 +85,16 @@ def judge_battles(
     version: ModelVersion | None = None,
     limit: int | None = None,
     progress: Progress | None = None,
-    judge: ChatJudge | None = None,
+    judge: ChatJudge | CheckerJudge | None = None,
 ) -> BattleJudgingSummary:
     """Judge, pairwise in both orders, every sample pair served to human raters in `task` that
     this judge has not judged yet (only pairs involving `version`, if given; at most `limit`).
 
     Each verdict becomes a judge Battle (served to the judge's rater) and its Vote
-    (rater_kind="judge", outcome model_a / model_b / tie). Failed verdicts store nothing and are
-    retried on the next run. Calls `progress(k)` as k more pairs are done.
+    (rater_kind="judge", outcome model_a / model_b / tie, or both_bad from the checker). Failed
+    verdicts store nothing and are retried on the next run. Calls `progress(k)` as k more pairs
+    are done. backend="checker": the synthetic checker, no VLM settings needed; pairs whose prompt
+    it cannot read (outside the synthetic grammar) are left out and counted as `unjudgeable`.
     """
     if task not in Task.values:
         raise ValueError(f"unknown task {task!r}; expected one of {Task.values}")
@@ -108,17 +120,24 @@ def judge_battles(
             "prompt_id", "sample_a_id", "sample_b_id"
         )
     }
+    can_judge = getattr(judge, "can_judge", None)  # a judge that knows only some prompts
     todo: dict[tuple[int, int, int], Battle] = {}
+    unjudgeable: set[tuple[int, int, int]] = set()
     for battle in human.iterator(chunk_size=1000):
         key = _pair_key(battle.prompt_id, battle.sample_a_id, battle.sample_b_id)
         same_model = battle.sample_a.version.model_id == battle.sample_b.version.model_id
-        if key in judged or key in todo or same_model:
+        if key in judged or key in todo or same_model or key in unjudgeable:
+            continue
+        if can_judge is not None and not can_judge(battle.prompt.text):
+            unjudgeable.add(key)
             continue
         todo[key] = battle
         if limit is not None and len(todo) >= limit:
             break
     battles = list(todo.values())
-    summary = BattleJudgingSummary(judge=judge.name, task=task, pairs=len(battles))
+    summary = BattleJudgingSummary(
+        judge=judge.name, task=task, pairs=len(battles), unjudgeable=len(unjudgeable)
+    )
     judge_cache_preload(
         judge,
         (
@@ -188,7 +207,7 @@ def _store_judge_vote(*, rater: Rater, human_battle: Battle, verdict: Verdict) -
             battle=battle,
             rater=rater,
             rater_kind=RaterKind.JUDGE,
-            outcome=OUTCOME_FOR_PREFERENCE[pairwise.Preference(verdict.outcome)],
+            outcome=outcome_for_verdict(verdict.outcome),
             task=human_battle.task,
             category=human_battle.prompt.category,
             model_a_id=human_battle.sample_a.version.model_id,

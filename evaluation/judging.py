@@ -4,6 +4,10 @@ Single-sample verdicts are `JudgeResult` rows (one per sample, judge and mode) s
 `MetricResult` per version (metric "vqascore" or "viescore", backbone = judge name), so the
 leaderboard shows them beside the other metrics. Pairwise judging of battles, whose verdicts are
 arena votes, is `arena.judging`.
+
+Backends: "api" (an OpenAI-compatible server), "local" (a Hugging Face VLM) and "checker" (the
+synthetic domain's own checker, evaluation.judges.checker: no VLM, no settings, pairwise only;
+it is never picked unless asked for, since it knows only the synthetic captions).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from scipy import stats
 from evaluation.judges import rubric, vqascore
 from evaluation.judges.cache import cache_key
 from evaluation.judges.chat_judge import SINGLE_MODES, ChatJudge, JudgeSample
+from evaluation.judges.checker import CheckerJudge
 from evaluation.judges.media import MediaError, png_bytes, video_frames
 from evaluation.judges.openai_client import OpenAIChatClient
 from evaluation.judges.verdicts import Verdict
@@ -37,19 +42,31 @@ from evaluation.models import (
 )
 from models_registry.models import ModelVersion
 
-BACKENDS = ("api", "local")
+VLM_BACKENDS = ("api", "local")
+CHECKER_BACKEND = "checker"
+BACKENDS = (*VLM_BACKENDS, CHECKER_BACKEND)
 # The MetricResult each single-sample mode is summarised as (the catalogue's judge entries).
 METRIC_FOR_MODE = {mode: metric_for_judge_mode(mode) for mode in JudgeMode}
 Progress = Callable[[int], None]
+CHECKER_SINGLE_SAMPLES = (
+    "the checker judge compares the two samples of arena battles (judge --mode pairwise); "
+    "its per-sample score is the prompt_agreement metric, computed by the metrics stage "
+    "(or manage.py compute_metric prompt_agreement)"
+)
 
 
 class JudgeNotConfigured(RuntimeError):
     """The requested judge backend has no settings (the message names what to set)."""
 
 
+class JudgeUnsupported(JudgeNotConfigured):
+    """The requested backend cannot do what was asked (the checker judges no single samples)."""
+
+
 # --- configuration -----------------------------------------------------------------------------
 def resolve_backend(backend: str | None = None) -> str:
-    """The backend to use: the argument, JUDGE_BACKEND, or whichever of local / API is configured."""
+    """The backend to use: the argument, JUDGE_BACKEND, or whichever of local / API is configured
+    (the checker only when named: it needs no settings)."""
     chosen = backend or settings.JUDGE_BACKEND
     if not chosen:
         if settings.JUDGE_LOCAL_VLM_PATH:
@@ -60,7 +77,8 @@ def resolve_backend(backend: str | None = None) -> str:
             raise JudgeNotConfigured(
                 "no VLM judge configured: set JUDGE_API_BASE_URL and JUDGE_API_MODEL (an "
                 "OpenAI-compatible server such as vLLM or Ollama) or JUDGE_LOCAL_VLM_PATH (a local "
-                "Hugging Face VLM directory)"
+                "Hugging Face VLM directory); battles of the synthetic domain can also be judged by "
+                "backend 'checker', which needs neither"
             )
     if chosen not in BACKENDS:
         raise JudgeNotConfigured(f"unknown judge backend {chosen!r}; expected one of {BACKENDS}")
@@ -99,9 +117,24 @@ def _local_vlm(path: str, device: str) -> vqascore.LocalVLM:
     return vqascore.LocalVLM.load(path, device=device)
 
 
-def build_judge(*, backend: str | None = None, use_cache: bool = True) -> ChatJudge:
-    """A `ChatJudge` over the configured backend, with the database response cache."""
+def checker_judge() -> CheckerJudge:
+    """The synthetic checker as a pairwise judge (weights at PROMPT_CHECKER_WEIGHTS_PATH, fitted
+    there when missing); its name, "synthetic-checker", names its arena rater."""
+    from evaluation.features.weights import WeightsRejected, WeightsUnavailable
+    from evaluation.services import backbone_load
+
+    try:
+        return CheckerJudge(backbone_load(key="checker", device="cpu"))
+    except (WeightsUnavailable, WeightsRejected) as exc:
+        raise JudgeNotConfigured(str(exc)) from exc
+
+
+def build_judge(*, backend: str | None = None, use_cache: bool = True) -> ChatJudge | CheckerJudge:
+    """A `ChatJudge` over the configured backend, with the database response cache, or the
+    `CheckerJudge` for backend "checker"."""
     backend = resolve_backend(backend)
+    if backend == CHECKER_BACKEND:
+        return checker_judge()
     if backend == "api":
         engine = OpenAIChatClient(
             base_url=settings.JUDGE_API_BASE_URL,
@@ -223,6 +256,8 @@ def judge_version_samples(
         raise ValueError(
             f"mode {mode!r} does not judge single samples; expected one of {SINGLE_MODES}"
         )
+    if backend == CHECKER_BACKEND or isinstance(judge, CheckerJudge):
+        raise JudgeUnsupported(CHECKER_SINGLE_SAMPLES)
     judge = judge or build_judge(backend=backend)
     local = isinstance(judge.backend, vqascore.LocalVLM)
     mode = mode or default_mode("local" if local else "api")

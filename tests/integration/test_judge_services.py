@@ -1,5 +1,6 @@
 """VLM-judge services on the database: single-sample scores, judge votes on battles, agreement,
-the `judge` command — against a loopback OpenAI-compatible server and a tiny local VLM."""
+the `judge` command — against a loopback OpenAI-compatible server and a tiny local VLM — and the
+synthetic checker as a pairwise judge that needs no VLM."""
 
 from __future__ import annotations
 
@@ -20,8 +21,15 @@ from django.utils import timezone
 
 from arena.judging import judge_battles, judge_human_agreement
 from arena.models import Battle, Rater, RaterKind, Vote
-from evaluation.judging import judge_version_samples
+from evaluation.judging import JudgeNotConfigured, judge_version_samples
 from evaluation.models import JudgeCacheEntry, JudgeResult, MetricResult, Prompt, PromptSet, Sample
+from evaluation.sample_store import store_sample
+from models_registry.generators.synthetic import (
+    benchmark_prompts,
+    parse_caption,
+    render_image,
+    render_video,
+)
 from models_registry.models import GenerativeModel, ModelVersion
 from tests.unit.test_judge_support import (
     OpenAICompatibleServer,
@@ -367,3 +375,137 @@ def test_judge_command_errors_name_what_is_wrong(settings):
     with pytest.raises(CommandError, match="--agreement needs --task"):
         call_command("judge", "--agreement")
     assert not JudgeResult.objects.exists() and not MetricResult.objects.exists()
+
+
+# --- the synthetic checker as a pairwise judge (no VLM) -----------------------------------------
+@pytest.fixture(scope="module")
+def checker_weights(tmp_path_factory):
+    return tmp_path_factory.mktemp("checker") / "prompt-checker.safetensors"
+
+
+@pytest.fixture
+def checker_only(settings, checker_weights):
+    """No VLM judge at all; the checker's weights fitted on first use at their path."""
+    settings.JUDGE_BACKEND = ""
+    settings.JUDGE_API_BASE_URL = ""
+    settings.JUDGE_API_MODEL = ""
+    settings.JUDGE_LOCAL_VLM_PATH = None
+    settings.PROMPT_CHECKER_WEIGHTS_PATH = checker_weights
+    return checker_weights
+
+
+def synthetic_prompts(task: str, n: int) -> list[Prompt]:
+    prompt_set, _ = PromptSet.objects.get_or_create(
+        slug=f"synthetic-{task}", defaults={"name": "synthetic", "task": task}
+    )
+    return [
+        Prompt.objects.create(prompt_set=prompt_set, text=text, category=category, position=i)
+        for i, (text, category) in enumerate(benchmark_prompts(task, n))
+    ]
+
+
+def rendered(prompt: Prompt, **changes) -> np.ndarray:
+    """The render of the prompt's caption (with `changes` to its attributes)."""
+    attrs = {k: v for k, v in parse_caption(prompt.text).items() if v is not None}
+    if "direction" in attrs:
+        return render_video(**{**attrs, **changes}, frames=8)
+    return render_image(**{**attrs, **changes})
+
+
+def noise(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+
+
+def stored(version: ModelVersion, prompt: Prompt, pixels: np.ndarray) -> Sample:
+    return store_sample(
+        version=version, prompt=prompt, seed=0, pixels=pixels, generation_seconds=0
+    )[0]
+
+
+@pytest.mark.django_db
+def test_the_checker_judges_battles_without_a_vlm_preferring_the_render(checker_only):
+    renders, other_renders = make_version("renders"), make_version("renders-too")
+    noisy, noisier = make_version("noisy"), make_version("noisier")
+    prompts = synthetic_prompts("text-to-image", 4)
+    (free_text,) = make_prompts(1)  # "a red square number 0": outside the grammar
+    human = Rater.objects.create(kind=RaterKind.HUMAN, session_key="h")
+    good = [stored(renders, p, rendered(p)) for p in prompts]
+    bad = [stored(noisy, p, noise(i)) for i, p in enumerate(prompts)]
+    # Render vs noise, both ways round, on prompts 0 and 1: the render wins.
+    human_vote(prompts[0], good[0], bad[0], "model_b", human)
+    human_vote(prompts[1], bad[1], good[1], "model_a", human)
+    # Two correct renders: a tie. Two noise images: both bad.
+    human_vote(
+        prompts[2], good[2], stored(other_renders, prompts[2], rendered(prompts[2])), "tie", human
+    )
+    human_vote(prompts[3], bad[3], stored(noisier, prompts[3], noise(99)), "tie", human)
+    # A prompt the checker cannot read: no verdict, no vote.
+    human_vote(
+        free_text,
+        make_image_sample(renders, free_text, RED),
+        make_image_sample(noisy, free_text, BLUE),
+        "model_a",
+        human,
+    )
+    human_votes = Vote.objects.filter(rater_kind=RaterKind.HUMAN).count()
+
+    summary = judge_battles(task="text-to-image", backend="checker")
+    assert summary.judge == "synthetic-checker"
+    assert (summary.pairs, summary.ok, summary.failed, summary.unjudgeable) == (4, 4, 0, 1)
+    assert summary.votes == {"model_a": 1, "model_b": 1, "tie": 1, "both_bad": 1}
+    rater = Rater.objects.get(judge_name="synthetic-checker")
+    assert rater.kind == RaterKind.JUDGE
+    votes = {
+        v.battle.prompt_id: v for v in Vote.objects.filter(rater=rater).select_related("battle")
+    }
+    assert set(votes) == {p.pk for p in prompts}
+    for prompt in prompts[:2]:
+        vote = votes[prompt.pk]
+        winner = vote.model_a if vote.outcome == "model_a" else vote.model_b
+        assert vote.rater_kind == "judge" and winner == renders.model
+        assert vote.battle.served_to == rater
+    assert votes[prompts[2].pk].outcome == "tie" and votes[prompts[3].pk].outcome == "both_bad"
+    assert Vote.objects.filter(rater_kind=RaterKind.HUMAN).count() == human_votes
+
+    again = judge_battles(task="text-to-image", backend="checker")
+    assert (again.pairs, again.unjudgeable) == (0, 1) and Vote.objects.filter(
+        rater=rater
+    ).count() == 4
+
+
+@pytest.mark.django_db
+def test_the_checker_reads_the_motion_of_video_battles(checker_only):
+    right, wrong = (
+        make_version("right-way", "text-to-video"),
+        make_version("wrong-way", "text-to-video"),
+    )
+    prompts = synthetic_prompts("text-to-video", 2)
+    human = Rater.objects.create(kind=RaterKind.HUMAN, session_key="v")
+    opposite = {"left": "right", "right": "left", "up": "down", "down": "up"}
+    for i, prompt in enumerate(prompts):
+        reversed_ = rendered(prompt, direction=opposite[parse_caption(prompt.text)["direction"]])
+        pair = [stored(right, prompt, rendered(prompt)), stored(wrong, prompt, reversed_)]
+        human_vote(prompt, *(pair if i == 0 else pair[::-1]), "tie", human)
+    summary = judge_battles(task="text-to-video", backend="checker")
+    assert (summary.pairs, summary.ok) == (2, 2)
+    for vote in Vote.objects.filter(rater__judge_name="synthetic-checker"):
+        assert (vote.model_a if vote.outcome == "model_a" else vote.model_b) == right.model
+
+
+@pytest.mark.django_db
+def test_the_checker_judges_no_single_samples_and_the_command_accepts_it(checker_only):
+    version = make_version("single")
+    (prompt,) = synthetic_prompts("text-to-image", 1)
+    stored(version, prompt, rendered(prompt))
+    with pytest.raises(JudgeNotConfigured, match="prompt_agreement metric"):
+        judge_version_samples(version=version, backend="checker")
+    with pytest.raises(CommandError, match="--mode rubric with --backend checker"):
+        call_command("judge", "--version", "single@v1", "--backend", "checker", "--mode", "rubric")
+
+    other = make_version("single-noise")
+    human = Rater.objects.create(kind=RaterKind.HUMAN, session_key="c")
+    human_vote(prompt, version.samples.get(), stored(other, prompt, noise(3)), "model_a", human)
+    out = io.StringIO()
+    call_command("judge", "--version", "single@v1", "--backend", "checker", stdout=out)
+    assert "synthetic-checker [pairwise] on text-to-image: 1 new pairs, 1 judged" in out.getvalue()
+    assert Vote.objects.get(rater__judge_name="synthetic-checker").outcome == "model_a"

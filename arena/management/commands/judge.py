@@ -1,4 +1,5 @@
-"""`python manage.py judge`: run the VLM judge on a version's samples or on new arena battles."""
+"""`python manage.py judge`: run the VLM judge on a version's samples or on new arena battles, or
+the synthetic checker (--backend checker, no VLM) on new battles."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ from django.core.management.base import CommandError, CommandParser
 from tqdm import tqdm
 
 from arena.judging import judge_battles, judge_human_agreement
-from evaluation.judging import BACKENDS, JudgeNotConfigured, judge_version_samples
+from evaluation.judging import (
+    BACKENDS,
+    CHECKER_BACKEND,
+    CHECKER_SINGLE_SAMPLES,
+    JudgeNotConfigured,
+    judge_version_samples,
+)
 from models_registry.management.version_command import ModelVersionCommand
 from models_registry.models import ModelVersion, Task
 
@@ -18,7 +25,8 @@ MODES = ("vqascore", "rubric", "pairwise")
 class Command(ModelVersionCommand):
     help = (
         "Judge a version's samples (--mode vqascore|rubric) or new arena battles (--mode pairwise) "
-        "with the configured VLM judge; --agreement prints judge–human agreement as JSON."
+        "with the configured VLM judge, or new battles with the synthetic checker (--backend "
+        "checker: no VLM settings); --agreement prints judge–human agreement as JSON."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -26,7 +34,9 @@ class Command(ModelVersionCommand):
         parser.add_argument("--task", choices=Task.values, help="for pairwise / --agreement")
         parser.add_argument("--mode", choices=MODES, help="default: vqascore (local), rubric (api)")
         parser.add_argument(
-            "--backend", choices=BACKENDS, help="default: JUDGE_BACKEND or configured"
+            "--backend",
+            choices=BACKENDS,
+            help="default: JUDGE_BACKEND or configured; checker: the synthetic checker (pairwise)",
         )
         parser.add_argument("--force", action="store_true", help="re-judge samples already judged")
         parser.add_argument("--limit", type=int, help="pairwise: at most this many new pairs")
@@ -45,6 +55,12 @@ class Command(ModelVersionCommand):
             return
         version = self.model_version(options["version"]) if options["version"] else None
         mode = options["mode"]
+        if options["backend"] == CHECKER_BACKEND:
+            if mode not in (None, "pairwise"):
+                raise CommandError(
+                    f"--mode {mode} with --backend checker: {CHECKER_SINGLE_SAMPLES}"
+                )
+            mode = "pairwise"
         try:
             if mode == "pairwise" or (mode is None and version is None and options["task"]):
                 self._pairwise(version=version, options=options)
@@ -101,6 +117,11 @@ class Command(ModelVersionCommand):
             f"{summary.judge} [pairwise] on {task}: {summary.pairs} new pairs, {summary.ok} judged "
             f"{dict(sorted(summary.votes.items()))}, {summary.failed} failed, {summary.cached} from "
             f"cache; tokens {summary.prompt_tokens} in / {summary.completion_tokens} out"
+            + (
+                f"; {summary.unjudgeable} pairs with prompts this judge cannot read"
+                if summary.unjudgeable
+                else ""
+            )
         )
         for error in summary.errors:
             self.stderr.write(f"failed: {error}")
