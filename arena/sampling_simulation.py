@@ -1,8 +1,11 @@
-"""Simulated arenas with known true skills, to measure pair samplers (pure: numpy + scipy).
+"""Simulated arenas with known true skills, to measure battle samplers (pure: numpy + scipy).
 
 Used by ``benchmarks/sampling.py`` and the sampling unit tests. The sampler under test sees only
-what production sees: ratings and variances refitted every ``refit_every`` votes (production
-refits on a beat), never the true skills.
+what production sees: ratings and variances refitted every ``refit_every`` rater actions
+(production refits on a beat), never the true skills. ``simulate`` runs pairwise battles
+(Bradley–Terry raters); ``simulate_kwise`` runs K-wise battles whose raters order the K shown
+samples, or pick the best of K, as a Plackett–Luce model with the true skills says (one
+submitted battle is one action, as in K-Sort Arena).
 """
 
 from __future__ import annotations
@@ -13,7 +16,16 @@ import numpy as np
 from scipy.special import expit
 from scipy.stats import kendalltau
 
-from arena.sampling import ModelState, SamplingConfig, choose_battle, uniform_pair
+from arena.ratings.plackett_luce import laplace_plackett_luce
+from arena.sampling import (
+    KwiseSamplingConfig,
+    ModelState,
+    SamplingConfig,
+    choose_battle,
+    choose_kwise_battle,
+    uniform_pair,
+    uniform_set,
+)
 
 
 def laplace_bradley_terry(
@@ -97,3 +109,77 @@ def simulate(
             if kendalltau(theta, true_skills).statistic >= target_tau:
                 return SimulationResult(votes_to_target=vote, reached=True)
     return SimulationResult(votes_to_target=max_votes, reached=False)
+
+
+def plackett_luce_ranking(
+    true_skills: np.ndarray, shown: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """The rater's ordering of the shown models, best first, drawn from Plackett–Luce.
+
+    Gumbel-max: sorting ``skill + Gumbel noise`` draws a PL ranking (its first entry is the
+    best-of-K pick, chosen with probability softmax(skill)).
+    """
+    shown = np.asarray(shown, dtype=np.int64)
+    noisy = true_skills[shown] + rng.gumbel(size=len(shown))
+    return shown[np.argsort(-noisy)]
+
+
+def simulate_kwise(
+    *,
+    true_skills: np.ndarray,
+    sampler: str,
+    rng: np.random.Generator,
+    target_tau: float = 0.9,
+    max_actions: int = 5000,
+    refit_every: int = 10,
+    config: KwiseSamplingConfig | None = None,
+) -> SimulationResult:
+    """Run one K-wise arena until the fitted ranking reaches Kendall tau >= target_tau.
+
+    sampler: "active" (``choose_kwise_battle``) or "uniform" (uniform k-sets). Each action is
+    one battle of ``config.k`` models; the rater submits a full ranking or the best of K
+    (``config.feedback``). The fit is the MAP Plackett–Luce model under the sampler's prior,
+    refreshed every refit_every actions. ``votes_to_target`` counts actions.
+    """
+    n = len(true_skills)
+    config = config or KwiseSamplingConfig()
+    k = min(config.k, n)
+    stages_per_battle = k - 1 if config.feedback == "ranking" else 1
+    order = np.full((max_actions, k), -1, dtype=np.int64)
+    stages = np.full(max_actions, stages_per_battle, dtype=np.int64)
+    prompts = {0: list(range(n))}
+    theta, cov = np.zeros(n), np.eye(n) * config.prior_variance
+    model_index = list(range(n))
+    shown_count = np.zeros(n, dtype=np.int64)
+    for action in range(1, max_actions + 1):
+        if sampler == "active":
+            states = {
+                m: ModelState(rating=theta[m], variance=cov[m, m], votes=int(shown_count[m]))
+                for m in range(n)
+            }
+            choice = choose_kwise_battle(
+                prompts=prompts,
+                states=states,
+                rng=rng,
+                config=config,
+                covariance=cov,
+                covariance_order=model_index,
+            )
+            shown = np.array(choice.models, dtype=np.int64)
+        elif sampler == "uniform":
+            shown = np.array(uniform_set(n, k, rng), dtype=np.int64)
+        else:
+            raise ValueError(f"sampler must be 'active' or 'uniform', got {sampler!r}")
+        order[action - 1] = plackett_luce_ranking(true_skills, shown, rng)
+        shown_count[shown] += 1
+        if action % refit_every == 0:
+            theta, cov = laplace_plackett_luce(
+                n,
+                order[:action],
+                stages[:action],
+                prior_variance=config.prior_variance,
+                theta0=theta,
+            )
+            if kendalltau(theta, true_skills).statistic >= target_tau:
+                return SimulationResult(votes_to_target=action, reached=True)
+    return SimulationResult(votes_to_target=max_actions, reached=False)

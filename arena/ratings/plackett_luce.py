@@ -27,6 +27,7 @@ inverse of ``H + lambda I`` under the prior).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ import scipy.sparse
 import scipy.sparse.csgraph
 import scipy.sparse.linalg
 from scipy.stats import norm
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from arena.ratings.votes import BOTH_BAD, MODEL_B, TIE, AggregatedVotes, VoteFormatError
 
@@ -727,6 +728,19 @@ def laplace_plackett_luce(
     Returns (theta [n] logits, covariance [n, n] logits^2, the inverse Hessian of the
     negative log-posterior). For simulations and samplers that want a fit on raw arrays.
     """
+    if n_models > DENSE_MAX_MODELS:
+        return _laplace(n_models, order, stages, prior_variance, count, theta0)
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        return _laplace(n_models, order, stages, prior_variance, count, theta0)
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller() -> ThreadpoolController:
+    """One controller for the process: building one scans the loaded libraries (ms)."""
+    return ThreadpoolController()
+
+
+def _laplace(n_models, order, stages, prior_variance, count, theta0):
     order = np.asarray(order, dtype=np.int64).reshape(len(stages), -1)
     stages = np.asarray(stages, dtype=np.int64)
     count = np.ones(len(stages)) if count is None else np.asarray(count, dtype=np.float64)
