@@ -7,6 +7,7 @@ from arena.ratings.bradley_terry import (
     rank_intervals,
 )
 from arena.ratings.elo import OnlineElo
+from arena.ratings.robustness import RankFlip, rank_robustness, votes_to_flip
 from arena.ratings.style import (
     StyleControlFit,
     StyleOptions,
@@ -24,6 +25,7 @@ __all__ = [
     "DavidsonFit",
     "DavidsonOptions",
     "OnlineElo",
+    "RankFlip",
     "StyleControlFit",
     "StyleOptions",
     "StyleVote",
@@ -33,5 +35,7 @@ __all__ = [
     "fit_davidson",
     "fit_style_control",
     "rank_intervals",
+    "rank_robustness",
     "read_votes",
+    "votes_to_flip",
 ]
