@@ -110,11 +110,14 @@ def test_version_metrics_store_ok_and_unavailable_rows_idempotently(
     version = make_version_with_samples()
     progress = []
     version_metrics_compute(version_id=version.pk, progress=lambda *p: progress.append(p))
-    assert progress[0] == (0, 5) and progress[-1] == (5, 5)
+    assert progress[0] == (0, 6) and progress[-1] == (6, 6)
     pipeline_metrics(version_id=version.pk)  # a retry replaces, never duplicates
     rows = {row.metric: row for row in MetricResult.objects.filter(version=version)}
-    assert sorted(rows) == ["clip_score", "cmmd", "fd_clip", "fid", "kid"]
-    assert MetricResult.objects.filter(version=version).count() == 5
+    names = ["clip_score", "cmmd", "fd_clip", "fid", "kid", "prompt_agreement"]
+    assert sorted(rows) == names
+    assert MetricResult.objects.filter(version=version).count() == 6
+    # "a blue square 3" is outside the synthetic grammar: the checker has nothing to read.
+    assert rows["prompt_agreement"].status == MetricStatus.UNAVAILABLE
     for name in ("fid", "kid"):
         assert rows[name].status == MetricStatus.UNAVAILABLE
         assert "INCEPTION_WEIGHTS_PATH" in rows[name].message
@@ -125,9 +128,9 @@ def test_version_metrics_store_ok_and_unavailable_rows_idempotently(
     assert rows["cmmd"].reference.startswith("text-to-image-dir-")
     assert rows["clip_score"].reference == ""
     stage = VersionStage.objects.get(version=version, stage="metrics")
-    assert (stage.state, stage.done, stage.total) == ("done", 5, 5)
+    assert (stage.state, stage.done, stage.total) == ("done", 6, 6)
     listed = [row.metric for row in metric_results_for_version(version=version)]
-    assert listed == ["clip_score", "cmmd", "fd_clip", "fid", "kid"]
+    assert listed == names
     board = metric_values_by_version(versions=[version], metric="cmmd")
     assert board[version.pk].value == rows["cmmd"].value
     assert metric_values_by_version(versions=[version], metric="fid") == {}
