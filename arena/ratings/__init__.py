@@ -7,6 +7,13 @@ from arena.ratings.bradley_terry import (
     rank_intervals,
 )
 from arena.ratings.elo import OnlineElo
+from arena.ratings.raters import (
+    PersonalRatings,
+    RaterCheck,
+    check_raters,
+    personal_ratings,
+    sprt_bounds,
+)
 from arena.ratings.robustness import RankFlip, rank_robustness, votes_to_flip
 from arena.ratings.style import (
     StyleControlFit,
@@ -25,17 +32,22 @@ __all__ = [
     "DavidsonFit",
     "DavidsonOptions",
     "OnlineElo",
+    "PersonalRatings",
+    "RaterCheck",
     "RankFlip",
     "StyleControlFit",
     "StyleOptions",
     "StyleVote",
     "StyleVotes",
     "VoteFormatError",
+    "check_raters",
     "fit_bradley_terry",
     "fit_davidson",
     "fit_style_control",
+    "personal_ratings",
     "rank_intervals",
     "rank_robustness",
     "read_votes",
+    "sprt_bounds",
     "votes_to_flip",
 ]
