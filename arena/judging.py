@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import numpy as np
 from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -138,6 +139,78 @@ def judge_battles(
     summary = BattleJudgingSummary(
         judge=judge.name, task=task, pairs=len(battles), unjudgeable=len(unjudgeable)
     )
+    _judge_and_store(judge=judge, rater=rater, battles=battles, summary=summary, progress=progress)
+    return summary
+
+
+def judge_sampled_battles(
+    *,
+    task: str,
+    backend: str | None = None,
+    n: int = 200,
+    seed: int | None = None,
+    progress: Progress | None = None,
+    judge: ChatJudge | CheckerJudge | None = None,
+) -> BattleJudgingSummary:
+    """Judge up to `n` new sample pairs drawn at random from the arena's eligible samples,
+    without waiting for human battles (how the demo's board has a judge column at start).
+
+    Pairs are drawn uniformly over (prompt, pair of models, samples) among published,
+    arena-approved models sharing a prompt; pairs this judge has already judged, pairs of one
+    model and prompts the judge cannot read are left out. Votes are stored as in
+    `judge_battles` (judge Battle + Vote, rater_kind="judge").
+    """
+    from arena.selectors import eligible_samples
+
+    if task not in Task.values:
+        raise ValueError(f"unknown task {task!r}; expected one of {Task.values}")
+    judge = judge or build_judge(backend=backend)
+    rater = judge_rater(judge_name=judge.name)
+    judged = {
+        _pair_key(*row)
+        for row in Battle.objects.filter(served_to=rater, task=task).values_list(
+            "prompt_id", "sample_a_id", "sample_b_id"
+        )
+    }
+    samples = list(eligible_samples(task=task).select_related("prompt", "version").order_by("id"))
+    can_judge = getattr(judge, "can_judge", None)
+    by_prompt: dict[int, dict[int, list]] = {}
+    unjudgeable = 0
+    for sample in samples:
+        if can_judge is not None and not can_judge(sample.prompt.text):
+            unjudgeable += 1
+            continue
+        by_prompt.setdefault(sample.prompt_id, {}).setdefault(sample.version.model_id, []).append(
+            sample
+        )
+    candidates = [
+        (a, b)
+        for models in by_prompt.values()
+        for i, ma in enumerate(sorted(models))
+        for mb in sorted(models)[i + 1 :]
+        for a in models[ma]
+        for b in models[mb]
+        if _pair_key(a.prompt_id, a.id, b.id) not in judged
+    ]
+    rng = np.random.default_rng(seed)
+    chosen = rng.permutation(len(candidates))[:n] if candidates else []
+    battles = []
+    for k in chosen:
+        a, b = candidates[int(k)]
+        if rng.random() < 0.5:  # either side first, as a human would be shown them
+            a, b = b, a
+        battles.append(
+            Battle(task=task, prompt=a.prompt, prompt_id=a.prompt_id, sample_a=a, sample_b=b)
+        )
+    summary = BattleJudgingSummary(
+        judge=judge.name, task=task, pairs=len(battles), unjudgeable=unjudgeable
+    )
+    _judge_and_store(judge=judge, rater=rater, battles=battles, summary=summary, progress=progress)
+    return summary
+
+
+def _judge_and_store(*, judge, rater: Rater, battles: list[Battle], summary, progress) -> None:
+    """Judge each pair (both orders, cached) and store the judge's votes into `summary`."""
     judge_cache_preload(
         judge,
         (
@@ -177,7 +250,6 @@ def judge_battles(
             summary.errors.append(verdict.error)
         if progress:
             progress(1)
-    return summary
 
 
 def _store_judge_vote(*, rater: Rater, human_battle: Battle, verdict: Verdict) -> Vote | None:

@@ -46,6 +46,7 @@ LEADERBOARD_COLUMNS = (
     "votes",
     "win_rate",
     "provisional",
+    "no_votes",
 )
 
 
@@ -256,6 +257,8 @@ class Leaderboard:
     task: str
     category: str
     snapshot: RatingSnapshot | None
+    judge_snapshot: RatingSnapshot | None = None
+    judges: list[str] = field(default_factory=list)  # judge names behind judge_snapshot
     rows: list[dict[str, Any]] = field(default_factory=list)
     metrics: list[str] = field(default_factory=list)
     models: list[str] = field(default_factory=list)  # slugs, in the snapshot's matrix order
@@ -266,34 +269,80 @@ class Leaderboard:
 
 
 def leaderboard(*, task: str, category: str = "", user=None) -> Leaderboard:
-    """The latest human leaderboard of (task, category), restricted to models the user may see.
+    """The leaderboard of (task, category): every published model the user may see.
 
-    Each row is the snapshot's row plus ``provisional`` (fewer than ARENA_PROVISIONAL_VOTES
-    votes), ``model_url`` and ``metrics`` (metric name -> {status, value, lower, upper,
-    interval, message}).
+    Rows with human votes come first, in the latest human snapshot's order; a model without
+    votes yet follows with ``rating`` None and ``no_votes`` True, so a board is never empty while
+    models are published. Each row also has ``provisional`` (fewer than ARENA_PROVISIONAL_VOTES
+    votes), ``model_url``, ``metrics`` (metric name -> {status, value, lower, upper, interval,
+    message}) and ``judge``: the model's rating from judge votes (latest judge snapshot:
+    {rating, lower, upper, votes}) or None. Judge ratings are fitted on judge votes only and
+    never mixed with human ones.
     """
     snapshot = latest_snapshot(task=task, category=category)
-    board = Leaderboard(task=task, category=category, snapshot=snapshot)
-    if snapshot is None:
-        return board
+    judge_snapshot = latest_snapshot(task=task, category=category, rater_kind=RaterKind.JUDGE)
+    board = Leaderboard(
+        task=task, category=category, snapshot=snapshot, judge_snapshot=judge_snapshot
+    )
+    published = (
+        visible_models(user=user)
+        .filter(task=task, versions__status=VersionStatus.PUBLISHED)
+        .distinct()
+        .order_by("display_name")
+    )
     visible = dict(
         visible_models(user=user)
-        .filter(slug__in=[r["model"] for r in snapshot.rows])
+        .filter(task=task)
+        .filter(Q(slug__in=[r["model"] for r in (snapshot.rows if snapshot else [])]))
         .values_list("slug", "id")
     )
-    rows = [dict(r) for r in snapshot.rows if r["model"] in visible]
+    rows = [dict(r) for r in (snapshot.rows if snapshot else []) if r["model"] in visible]
+    rated = {row["model"] for row in rows}
+    for model in published:
+        visible[model.slug] = model.id
+        if model.slug not in rated:
+            rows.append(
+                {
+                    "model": model.slug,
+                    "display_name": model.display_name,
+                    "rank": None,
+                    "rank_ub": None,
+                    "rating": None,
+                    "lower": None,
+                    "upper": None,
+                    "votes": 0,
+                    "win_rate": None,
+                    "no_votes": True,
+                }
+            )
+    judged = {r["model"]: r for r in (judge_snapshot.rows if judge_snapshot else [])}
+    if judge_snapshot is not None:
+        board.judges = sorted(
+            Vote.objects.filter(task=task, rater_kind=RaterKind.JUDGE)
+            .values_list("rater__judge_name", flat=True)
+            .distinct()
+        )
     results = latest_metric_results(model_ids=list(visible.values()))
     # Metric columns in catalogue order (evaluation.metrics.catalogue).
     board.metrics = ordered_metric_names(m for by_name in results.values() for m in by_name)
     threshold = settings.ARENA_PROVISIONAL_VOTES
     for row in rows:
-        row["provisional"] = int(row.get("votes") or 0) < threshold
+        row.setdefault("no_votes", False)
+        row["provisional"] = not row["no_votes"] and int(row.get("votes") or 0) < threshold
         row["model_url"] = reverse("arena:model", kwargs={"slug": row["model"]})
         by_name = results.get(visible[row["model"]], {})
         row["metrics"] = {
             name: metric_cell(by_name.get(name)) for name in board.metrics if name in by_name
         }
+        judge_row = judged.get(row["model"])
+        row["judge"] = (
+            {key: judge_row.get(key) for key in ("rating", "lower", "upper", "votes")}
+            if judge_row
+            else None
+        )
     board.rows = rows
+    if snapshot is None:
+        return board
     extra = snapshot.extra or {}
     names = list(extra.get("models") or [])
     keep = [k for k, slug in enumerate(names) if slug in visible]
@@ -316,14 +365,17 @@ def leaderboard_fingerprint(*, task: str) -> str:
     """
     snapshots = RatingSnapshot._meta.db_table
     models, results = GenerativeModel._meta.db_table, MetricResult._meta.db_table
+    versions = ModelVersion._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT (SELECT MAX(id) FROM {snapshots} WHERE task = %s),"
             f" (SELECT MAX(computed_at) FROM {snapshots} WHERE task = %s),"
             f" (SELECT COUNT(*) FROM {models} WHERE task = %s),"
             f" (SELECT MAX(updated_at) FROM {models} WHERE task = %s),"
-            f" (SELECT COUNT(*) FROM {results}), (SELECT MAX(updated_at) FROM {results})",
-            [task] * 4,
+            f" (SELECT COUNT(*) FROM {results}), (SELECT MAX(updated_at) FROM {results}),"
+            f" (SELECT COUNT(*) FROM {versions} WHERE status = %s),"
+            f" (SELECT MAX(updated_at) FROM {versions})",
+            [task] * 4 + [VersionStatus.PUBLISHED],
         )
         return repr(cursor.fetchone())
 

@@ -303,7 +303,8 @@ def leaderboard_page(request: HttpRequest, task: str) -> HttpResponse:
     board = _board(request, task)
     names = {row["model"]: row.get("display_name") or row["model"] for row in board.rows}
     history = selectors.rating_history(task=task, category=board.category, user=request.user)
-    shown = [row["model"] for row in board.rows[:10]]
+    rated = [row for row in board.rows if not row["no_votes"]]
+    shown = [row["model"] for row in rated[:10]]
     series = {
         names.get(slug, slug): [snap["ratings"].get(slug) for snap in history] for slug in shown
     }
@@ -315,7 +316,8 @@ def leaderboard_page(request: HttpRequest, task: str) -> HttpResponse:
         "categories": selectors.categories(task=task),
         "metric_columns": [(m, metric_heading(m)) for m in board.metrics],
         "provisional_votes": settings.ARENA_PROVISIONAL_VOTES,
-        "ci_svg": mark_safe(charts.ci_plot(board.rows)),
+        "ci_svg": mark_safe(charts.ci_plot(rated)),
+        "judge_label": ", ".join(board.judges) or "judge",
         "heatmap_svg": mark_safe(
             charts.win_rate_heatmap(
                 [names.get(s, s) for s in board.models],
@@ -337,6 +339,7 @@ def _export_rows(board: selectors.Leaderboard) -> list[dict]:
     for row in board.rows:
         out = {key: row.get(key) for key in selectors.LEADERBOARD_COLUMNS}
         out["metrics"] = row.get("metrics", {})
+        out["judge"] = row.get("judge")
         rows.append(out)
     return rows
 
@@ -371,7 +374,15 @@ def leaderboard_csv(request: HttpRequest, task: str) -> HttpResponse:
     suffix = f"-{board.category}" if board.category else ""
     response["Content-Disposition"] = f'attachment; filename="leaderboard-{task}{suffix}.csv"'
     writer = csv.writer(response)
-    writer.writerow([*selectors.LEADERBOARD_COLUMNS, *board.metrics, "computed_at"])
+    judge_keys = ("rating", "lower", "upper", "votes")
+    writer.writerow(
+        [
+            *selectors.LEADERBOARD_COLUMNS,
+            *board.metrics,
+            *(f"judge_{key}" for key in judge_keys),
+            "computed_at",
+        ]
+    )
     computed = board.snapshot.computed_at.isoformat() if board.snapshot else ""
     for row in _export_rows(board):
         cells = [row[key] for key in selectors.LEADERBOARD_COLUMNS]
@@ -380,6 +391,8 @@ def leaderboard_csv(request: HttpRequest, task: str) -> HttpResponse:
             cells.append(
                 cell["value"] if cell and cell["status"] == "ok" else (cell or {}).get("status")
             )
+        judge = row["judge"] or {}
+        cells.extend(judge.get(key) for key in judge_keys)
         writer.writerow([*cells, computed])
     return response
 

@@ -384,3 +384,15 @@ if JUDGE_API_BASE_URL or JUDGE_LOCAL_VLM_PATH:
             "schedule": JUDGE_BATTLES_SECONDS,
             "args": [_task],
         }
+# The synthetic checker judges pairs it draws itself (no human battle needed), so the demo's
+# boards have a judge rating column at start: this many new pairs per task every
+# JUDGE_CHECKER_SECONDS (0 turns it off; off by default outside DEBUG).
+JUDGE_CHECKER_PAIRS = env_int("JUDGE_CHECKER_PAIRS", 150 if DEBUG else 0)
+JUDGE_CHECKER_SECONDS = env_float("JUDGE_CHECKER_SECONDS", 120.0)
+if JUDGE_CHECKER_PAIRS > 0:
+    for _task in ("text-to-image", "text-to-video"):
+        CELERY_BEAT_SCHEDULE[f"judge-checker-{_task}"] = {
+            "task": "workers.tasks.judge_sampled_battles",
+            "schedule": JUDGE_CHECKER_SECONDS,
+            "args": [_task, "checker", JUDGE_CHECKER_PAIRS],
+        }

@@ -154,7 +154,86 @@ def test_category_filter(board):
     snap = RatingSnapshot.objects.filter(category="animals").latest("computed_at")
     assert body["category"] == "animals" and body["n_votes"] == snap.n_votes
     empty = client.get("/leaderboard/text-to-image/?category=nothing-here")
-    assert empty.status_code == 200 and "No ratings yet" in empty.content.decode()
+    html = empty.content.decode()
+    assert empty.status_code == 200 and "No human votes yet in this category" in html
+    # The models are still listed, with their metrics and no rating.
+    assert html.count("no votes yet") == 3 and "12.5" in html
+
+
+def test_published_models_without_votes_are_listed_with_their_metrics(board, settings):
+    newcomer = add_model(board, name="Newcomer Gen")
+    MetricResult.objects.create(
+        version=board.versions[-1], metric="fid", value=40.0, lower=39.0, upper=41.0
+    )
+    draft = add_model(board, name="Draft Gen", status="ready")
+    client = Client()
+    body = client.get("/leaderboard/text-to-image.json").json()
+    rows = {r["model"]: r for r in body["rows"]}
+    assert draft.slug not in rows  # not published yet
+    row = rows[newcomer.slug]
+    assert row["no_votes"] and row["rating"] is None and row["rank"] is None
+    assert row["metrics"]["fid"]["value"] == 40.0 and not row["provisional"]
+    assert [r["model"] for r in body["rows"]][-1] == newcomer.slug  # after the rated models
+    html = client.get("/leaderboard/text-to-image/").content.decode()
+    assert re.search(rf'data-model="{newcomer.slug}" class="no-votes"', html)
+    csv_rows = list(
+        csv.DictReader(io.StringIO(client.get("/leaderboard/text-to-image.csv").content.decode()))
+    )
+    assert {r["model"]: r["no_votes"] for r in csv_rows}[newcomer.slug] == "True"
+
+
+def test_a_board_without_any_vote_lists_every_published_model(settings):
+    arena = make_arena(n_models=2, n_prompts=1)
+    MetricResult.objects.create(version=arena.versions[0], metric="clip_score", value=0.3)
+    html = Client().get("/leaderboard/text-to-image/").content.decode()
+    assert "No human votes yet" in html and html.count("no votes yet") == 2
+    assert "Judge rating" not in html  # no judge has voted either
+    for model in arena.models:
+        assert model.display_name in html
+
+
+def test_judge_ratings_have_their_own_labelled_column(board):
+    from django.utils import timezone
+
+    from arena.judging import judge_rater
+    from arena.models import Battle, Vote
+
+    judge = judge_rater(judge_name="synthetic-checker")
+    now = timezone.now()
+    strongest, weakest = board.models[2], board.models[0]
+    sample_of = {v.model_id: v.samples.first() for v in board.versions[:3]}
+    for k in range(6):
+        battle = Battle.objects.create(
+            token=f"judge-{k}",
+            task="text-to-image",
+            prompt=board.prompts[0],
+            sample_a=sample_of[strongest.pk],
+            sample_b=sample_of[weakest.pk],
+            served_to=judge,
+            served_at=now,
+            expires_at=now + timezone.timedelta(seconds=1),
+        )
+        Vote.objects.create(
+            battle=battle,
+            rater=judge,
+            rater_kind="judge",
+            outcome="model_a" if k < 5 else "model_b",
+            task="text-to-image",
+            model_a=strongest,
+            model_b=weakest,
+        )
+    human_before = RatingSnapshot.objects.filter(rater_kind="human").latest("computed_at").rows
+    refresh_rating_snapshots(task="text-to-image")
+    client = Client()
+    html = client.get("/leaderboard/text-to-image/").content.decode()
+    assert "Judge rating" in html and "[synthetic-checker, 95% CI]" in html
+    rows = {r["model"]: r for r in client.get("/leaderboard/text-to-image.json").json()["rows"]}
+    assert rows[strongest.slug]["judge"]["votes"] == 6
+    assert rows[strongest.slug]["judge"]["rating"] > rows[weakest.slug]["judge"]["rating"]
+    assert rows[board.models[1].slug]["judge"] is None  # never judged
+    # Human ratings are untouched by judge votes.
+    human_after = RatingSnapshot.objects.filter(rater_kind="human").latest("computed_at").rows
+    assert [r["rating"] for r in human_after] == [r["rating"] for r in human_before]
 
 
 def test_json_and_csv_at_stable_urls(board):
@@ -232,7 +311,7 @@ def test_model_page_card_versions_stages_gallery_metrics_and_head_to_head(board)
 def test_empty_leaderboard_and_new_models(board):
     add_model(board)
     html = Client().get("/leaderboard/text-to-video/").content.decode()
-    assert "No ratings yet" in html
+    assert "No published models for this task yet" in html
 
 
 @pytest.mark.django_db

@@ -509,3 +509,35 @@ def test_the_checker_judges_no_single_samples_and_the_command_accepts_it(checker
     call_command("judge", "--version", "single@v1", "--backend", "checker", stdout=out)
     assert "synthetic-checker [pairwise] on text-to-image: 1 new pairs, 1 judged" in out.getvalue()
     assert Vote.objects.get(rater__judge_name="synthetic-checker").outcome == "model_a"
+
+
+@pytest.mark.django_db
+def test_the_checker_judges_pairs_it_draws_itself_so_a_judge_board_exists_at_start(
+    checker_only,
+):
+    from arena.judging import judge_sampled_battles
+    from arena.rating_snapshots import latest_snapshot, refresh_rating_snapshots
+
+    renders, noisy = make_version("renders"), make_version("noisy")
+    ModelVersion.objects.update(arena_approved=True)
+    prompts = synthetic_prompts("text-to-image", 6)
+    for i, prompt in enumerate(prompts):
+        stored(renders, prompt, rendered(prompt))
+        stored(noisy, prompt, noise(i))
+    assert not Battle.objects.exists()  # nobody has voted: no human battle to copy
+
+    summary = judge_sampled_battles(task="text-to-image", backend="checker", n=4, seed=1)
+    assert summary.pairs == summary.ok == sum(summary.votes.values()) == 4
+    votes = Vote.objects.filter(rater__judge_name="synthetic-checker")
+    assert votes.count() == 4
+    for vote in votes:  # the render wins whichever side it was shown on
+        winner = vote.model_a if vote.outcome == "model_a" else vote.model_b
+        assert vote.rater_kind == RaterKind.JUDGE and winner == renders.model
+    # Six pairs exist in all; a second run judges only the two new ones, a third none.
+    assert judge_sampled_battles(task="text-to-image", backend="checker", n=10).pairs == 2
+    assert judge_sampled_battles(task="text-to-image", backend="checker", n=10).pairs == 0
+
+    refresh_rating_snapshots(task="text-to-image")
+    assert latest_snapshot(task="text-to-image") is None  # no human votes: no human board
+    judge_board = latest_snapshot(task="text-to-image", rater_kind=RaterKind.JUDGE)
+    assert judge_board.n_votes == 6 and judge_board.rows[0]["model"] == "renders"

@@ -7,7 +7,12 @@ Keep torch and other heavy imports inside the task functions so workers start fa
 from workers.tasks.generation import gpu_generate_samples  # noqa: F401
 from workers.tasks.health import ping
 from workers.tasks.housekeeping import prune_rate_counters  # noqa: F401
-from workers.tasks.judging import gpu_judge_version, judge_battles, judge_version  # noqa: F401
+from workers.tasks.judging import (  # noqa: F401
+    gpu_judge_version,
+    judge_battles,
+    judge_sampled_battles,
+    judge_version,
+)
 from workers.tasks.metrics import gpu_compute_metrics  # noqa: F401
 from workers.tasks.pipeline import (  # noqa: F401
     pipeline_failed,

@@ -51,3 +51,23 @@ def judge_battles(task: str, backend: str | None = None, limit: int | None = Non
         "failed": summary.failed,
         "votes": summary.votes,
     }
+
+
+@shared_task(name="workers.tasks.judge_sampled_battles")
+def judge_sampled_battles(task: str, backend: str = "checker", n: int = 150) -> dict:
+    """Judge up to `n` new sample pairs of `task` drawn at random (no human battle needed)."""
+    from arena.judging import judge_sampled_battles as judge_sampled_battles_service
+    from evaluation.judging import JudgeNotConfigured
+
+    try:
+        summary = judge_sampled_battles_service(task=task, backend=backend, n=n)
+    except JudgeNotConfigured as exc:
+        return {"skipped": str(exc)}
+    return {
+        "judge": summary.judge,
+        "pairs": summary.pairs,
+        "unjudgeable": summary.unjudgeable,
+        "ok": summary.ok,
+        "failed": summary.failed,
+        "votes": summary.votes,
+    }
