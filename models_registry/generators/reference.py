@@ -107,12 +107,35 @@ REFERENCE_SPECS: tuple[ReferenceSpec, ...] = (
         slug="ref-video-flow",
         display_name="Reference video flow (factorised space-time U-Net)",
         paradigm="video",
-        description="Flow matching over 8-frame clips with temporal convolutions and temporal "
+        description="Flow matching over 16-frame clips with temporal convolutions and temporal "
         "attention; Euler sampler, 16 steps, CFG 3.",
         steps=1000,
         channels=32,
         batch_size=8,
         sampler={"name": "euler", "steps": 16, "guidance_scale": 3.0},
+    ),
+    ReferenceSpec(
+        slug="ref-video-flow-small",
+        display_name="Reference small video flow (8 steps)",
+        paradigm="video",
+        description="A smaller factorised space-time U-Net (16 channels) trained for half as "
+        "long; Euler sampler, 8 steps, CFG 3.",
+        steps=500,
+        channels=16,
+        channel_mult=(1, 2),
+        batch_size=8,
+        sampler={"name": "euler", "steps": 8, "guidance_scale": 3.0},
+    ),
+    ReferenceSpec(
+        slug="ref-video-undertrained",
+        display_name="Under-trained tiny video flow",
+        paradigm="video",
+        description="Deliberately under-trained: a 16-channel video flow model after 60 steps.",
+        steps=60,
+        channels=16,
+        channel_mult=(1, 2),
+        batch_size=8,
+        sampler={"name": "euler", "steps": 10, "guidance_scale": 3.0},
     ),
     ReferenceSpec(
         slug="ref-flow-undertrained",
@@ -126,7 +149,7 @@ REFERENCE_SPECS: tuple[ReferenceSpec, ...] = (
     ),
 )
 RESOLUTION = 32
-FRAMES = 8
+FRAMES = 16  # FVD's I3D protocol (StyleGAN-V) reads 16-frame clips
 
 
 def reference_spec(slug: str) -> ReferenceSpec:
@@ -183,7 +206,9 @@ class TrainingData:
     def for_task(self, task: str) -> tuple[torch.Tensor, list[str]]:
         if task == "text-to-video":
             if self._video is None:
-                clips, captions, _ = render_video_dataset(self.n_videos, self.seed + 1)
+                clips, captions, _ = render_video_dataset(
+                    self.n_videos, self.seed + 1, frames=FRAMES
+                )
                 self._video = (to_model_space(clips), captions)
             return self._video
         if self._image is None:
