@@ -30,6 +30,17 @@ def _fmt(x: float) -> str:
     return f"{x:.1f}"
 
 
+def _text_width(text: str, size: float = 12.0) -> float:
+    """A generous estimate of the rendered width (px) of `text` in a sans-serif font of `size`
+    px: charts size their margins by their longest label, so no label is cut at the edge."""
+    wide = sum(1 for ch in text if ch.isupper() or ch in "mwMW%@")
+    return size * (0.58 * len(text) + 0.16 * wide) + 4
+
+
+def _labels_width(labels, size: float = 12.0) -> float:
+    return max((_text_width(str(label), size) for label in labels), default=0.0)
+
+
 def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     if not math.isfinite(lo) or not math.isfinite(hi) or hi <= lo:
         return [lo]
@@ -44,7 +55,8 @@ def ci_plot(rows: Sequence[dict], *, title: str = "Rating with 95% confidence in
     """Horizontal interval plot. rows: [{display_name, rating, lower, upper}] in display order."""
     if not rows:
         return ""
-    label_w, plot_w, row_h, top, bottom = 190, 520, 26, 34, 36
+    plot_w, row_h, top, bottom = 520, 26, 34, 36
+    label_w = round(max(80.0, _labels_width(r["display_name"] for r in rows) + 14))
     height = top + row_h * len(rows) + bottom
     lo = min(float(r["lower"]) for r in rows)
     hi = max(float(r["upper"]) for r in rows)
@@ -114,8 +126,13 @@ def win_rate_heatmap(
     n = len(names)
     if n == 0:
         return ""
-    cell, label_w, top = 46, 170, 130
-    width, height = label_w + cell * n + 110, top + cell * n + 10
+    cell = 46
+    widest = _labels_width(names)
+    label_w = round(max(80.0, widest + 14))
+    # Column labels are rotated by 55°: they rise sin(55°)·w and lean cos(55°)·w to the right.
+    top = round(max(60.0, widest * 0.82 + 24))
+    right = round(max(20.0, widest * 0.58 + 12))
+    width, height = label_w + cell * n + right, top + cell * n + 10
     parts = [
         f'<svg class="chart heatmap" role="img" aria-labelledby="hm-title" viewBox="0 0 '
         f'{width} {height}" width="{width}" height="{height}" '
@@ -167,7 +184,8 @@ def rating_over_time(
     """
     if len(times) == 0 or not series:
         return ""
-    left, right, top, bottom, plot_w, plot_h = 60, 170, 20, 40, 560, 260
+    left, top, bottom, plot_w, plot_h = 60, 20, 40, 560, 260
+    right = round(max(60.0, _labels_width(series) + 16))
     values = [v for vs in series.values() for v in vs if v is not None]
     if not values:
         return ""
