@@ -53,6 +53,7 @@ class ReferenceSpec:
     schedule: dict = field(default_factory=dict)
     teacher: str | None = None  # reflow: slug of the flow model whose ODE couplings it learns
     reflow_pairs: int = 0
+    log_sigma: tuple[float, float] | None = None  # score: EDM's log-normal σ for training
 
     @property
     def task(self) -> str:
@@ -264,6 +265,7 @@ def train_reference(
         lr=spec.lr,
         schedule=dict(spec.schedule),
         seed=zlib.crc32(spec.slug.encode()),
+        log_sigma=spec.log_sigma,
     )
     config = native_config(spec)
     data_tensor, captions = data.for_task(spec.task)
@@ -287,6 +289,7 @@ def train_reference(
         "seconds": round(time.monotonic() - started, 1),
         "data": "synthetic shapes (models_registry.generators.synthetic)",
         "teacher": spec.teacher,
+        "log_sigma": list(spec.log_sigma) if spec.log_sigma else None,
         "quick": quick,
         "parameters": sum(p.numel() for p in ema.parameters()),
     }

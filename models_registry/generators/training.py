@@ -48,10 +48,23 @@ def denoising_score_matching_loss(
     sigma_max: float,
     generator: torch.Generator | None = None,
     eps: float = 1e-5,
+    log_sigma: tuple[float, float] | None = None,
 ) -> torch.Tensor:
     """Denoising score matching for the VE SDE with weight λ(σ) = σ²:
-    E ||σ s_θ(x0 + σz, σ) + z||², where the network outputs -σ s_θ (the noise estimate)."""
-    t = torch.rand(x0.shape[0], generator=generator).to(x0.device) * (1 - eps) + eps
+    E ||σ s_θ(x0 + σz, σ) + z||², where the network outputs -σ s_θ (the noise estimate).
+
+    σ is log-uniform on [σ_min, σ_max] (Song et al.), or with `log_sigma` = (mean, std)
+    log-normal clamped to that range (Karras et al. 2022's EDM training distribution), which
+    spends the training on the noise levels that decide what a sample shows. The network's
+    time input is t = log(σ/σ_min) / log(σ_max/σ_min) either way, as the sampler expects."""
+    n = x0.shape[0]
+    if log_sigma is None:
+        t = torch.rand(n, generator=generator).to(x0.device) * (1 - eps) + eps
+    else:
+        mean, std = log_sigma
+        log_s = mean + std * torch.randn(n, generator=generator).to(x0.device)
+        lo, hi = math.log(sigma_min), math.log(sigma_max)
+        t = ((log_s.clamp(lo, hi) - lo) / (hi - lo)).clamp_min(eps)
     sigma = _expand(sigma_min * (sigma_max / sigma_min) ** t, x0)
     z = torch.randn(x0.shape, generator=generator).to(x0.device)
     x = x0 + sigma * z
@@ -110,6 +123,7 @@ class TrainingPlan:
     seed: int = 0
     ema_decay: float = 0.999
     schedule: dict = field(default_factory=dict)
+    log_sigma: tuple[float, float] | None = None  # score models: log-normal σ (mean, std)
 
 
 class TextConditionedDenoiser(nn.Module):
@@ -181,7 +195,13 @@ def train(
             loss = epsilon_prediction_loss(model, x0, text, alphas, gen)
         elif plan.paradigm == "score":
             loss = denoising_score_matching_loss(
-                model, x0, text, plan.schedule["sigma_min"], plan.schedule["sigma_max"], gen
+                model,
+                x0,
+                text,
+                plan.schedule["sigma_min"],
+                plan.schedule["sigma_max"],
+                gen,
+                log_sigma=plan.log_sigma,
             )
         elif plan.paradigm in ("flow", "video"):
             noise = pairs_noise[idx].to(device) if pairs_noise is not None else None
