@@ -256,8 +256,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # diffusers and httpx log a line per model load or request.
     "loggers": {
-        name: {"level": env_str("LIBRARY_LOG_LEVEL", "WARNING")}
-        for name in ("diffusers", "httpx", "urllib3")
+        **{
+            name: {"level": env_str("LIBRARY_LOG_LEVEL", "WARNING")}
+            for name in ("diffusers", "httpx", "urllib3")
+        },
+        # "No hostname was supplied" on every connection of the embedded filesystem broker.
+        "kombu.connection": {"level": "ERROR"},
     },
 }
 
