@@ -56,6 +56,7 @@ SAMPLER_PARADIGMS: dict[str, tuple[str, ...]] = {
     "ddpm": ("diffusion",),
     "ddim": ("diffusion",),
     "ve-pc": ("score",),
+    "ve-heun": ("score",),
     "euler": ("flow", "video"),
     "heun": ("flow", "video"),
 }
@@ -85,6 +86,7 @@ SAMPLER_OPTION_SPECS: dict[str, dict[str, Number | Choice]] = {
     "ddpm": {},
     "ddim": {"eta": Number(0.0, 1.0)},
     "ve-pc": {"snr": Number(0.0, 1.0), "corrector_steps": Number(0, 10, integer=True)},
+    "ve-heun": {"rho": Number(1.0, 20.0)},
     "euler": {"shift": Number(0.1, 10.0)},
     "heun": {"shift": Number(0.1, 10.0)},
 }

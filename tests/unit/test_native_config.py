@@ -301,6 +301,11 @@ REFUSED = [
     ("score", _set("sampler.snr", 2.0), "sampler.snr must be a number in [0.0, 1.0]"),
     ("diffusion", _set("sampler.eta", 1.5), "sampler.eta must be a number in [0.0, 1.0]"),
     (
+        "score",
+        lambda c: c.update(sampler={"name": "ve-heun", "rho": 0.5}),
+        "sampler.rho must be a number in [1.0, 20.0]",
+    ),
+    (
         "diffusion",
         lambda c: c.update(schedule={"num_train_timesteps": 10}, sampler={"steps": 11}),
         "sampler.steps must be at most schedule.num_train_timesteps=10, got 11",
