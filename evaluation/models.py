@@ -65,6 +65,10 @@ class Sample(models.Model):
     frames = models.PositiveIntegerField(default=1)
     sha256 = models.CharField(max_length=64)
     generation_seconds = models.FloatField(null=True, blank=True)
+    # Style covariates measured from the media at generation (evaluation.sample_store): width,
+    # height, aspect_ratio, frames (videos), generation_seconds, brightness, saturation. Extra
+    # keys are welcome (numbers); RATINGS_STYLE_COVARIATES chooses which enter style control.
+    covariates = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -69,6 +69,52 @@ def encode_mp4(clip: np.ndarray, fps: int = 8, crf: int = 12) -> bytes:
         return path.read_bytes()
 
 
+# Pixels read to measure brightness / saturation: frames and pixels are subsampled evenly
+# beyond this (a mean over a quarter million pixels is exact to ~0.001).
+COVARIATE_MAX_PIXELS = 1 << 18
+
+
+def sample_covariates(pixels: np.ndarray, generation_seconds: float | None = None) -> dict:
+    """Style covariates of one sample from its uint8 [H, W, 3] or [T, H, W, 3] pixels.
+
+    width, height, aspect_ratio (width / height), frames (clips only), generation_seconds (when
+    known), brightness (mean Rec. 601 luma, 0..1) and saturation (mean HSV saturation,
+    (max - min) / max per pixel, 0 for black; 0..1). Cheap: one pass of numpy over at most
+    COVARIATE_MAX_PIXELS pixels.
+    """
+    if pixels.ndim not in (3, 4) or pixels.shape[-1] != 3:
+        raise ValueError(f"pixels must be [H, W, 3] or [T, H, W, 3], got {pixels.shape}")
+    clip = pixels if pixels.ndim == 4 else pixels[None]
+    frames, height, width, _ = clip.shape
+    out: dict = {
+        "width": int(width),
+        "height": int(height),
+        "aspect_ratio": float(width) / float(height) if height else 0.0,
+    }
+    if pixels.ndim == 4:
+        out["frames"] = int(frames)
+    if generation_seconds is not None:
+        out["generation_seconds"] = float(generation_seconds)
+    if clip.size == 0:
+        return out
+    stride = 1
+    while frames * -(-height // stride) * -(-width // stride) > COVARIATE_MAX_PIXELS and (
+        stride < max(height, width)
+    ):
+        stride *= 2
+    pick = clip[:, ::stride, ::stride]
+    if pick.shape[0] * pick.shape[1] * pick.shape[2] > COVARIATE_MAX_PIXELS:
+        keep = max(1, COVARIATE_MAX_PIXELS // (pick.shape[1] * pick.shape[2]))
+        pick = pick[np.linspace(0, frames - 1, keep).round().astype(np.int64)]
+    rgb = pick.reshape(-1, 3).astype(np.float32) / 255.0
+    luma = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    high, low = rgb.max(axis=1), rgb.min(axis=1)
+    saturation = np.divide(high - low, high, out=np.zeros_like(high), where=high > 0)
+    out["brightness"] = round(float(luma.mean()), 6)
+    out["saturation"] = round(float(saturation.mean()), 6)
+    return out
+
+
 def store_sample(
     *,
     version: ModelVersion,
@@ -80,7 +126,8 @@ def store_sample(
     """Store one generated sample; returns (sample, created). An existing (version, prompt, seed)
     sample is returned unchanged, also when another worker stores it concurrently.
 
-    pixels: uint8 [H, W, 3] (image) or [T, H, W, 3] (clip).
+    pixels: uint8 [H, W, 3] (image) or [T, H, W, 3] (clip). The row's ``covariates`` are
+    measured from these pixels (``sample_covariates``).
     """
     existing = Sample.objects.filter(version=version, prompt=prompt, seed=seed).first()
     if existing is not None:
@@ -115,6 +162,7 @@ def store_sample(
                 frames=frames,
                 sha256=digest,
                 generation_seconds=generation_seconds,
+                covariates=sample_covariates(pixels, generation_seconds),
             )
     except IntegrityError:
         winner = Sample.objects.get(version=version, prompt=prompt, seed=seed)
@@ -125,6 +173,46 @@ def store_sample(
         default_storage.delete(name)
         raise
     return sample, True
+
+
+def decode_media(sample: Sample) -> np.ndarray:
+    """The stored pixels of a sample: uint8 [H, W, 3] (PNG) or [T, H, W, 3] (MP4)."""
+    with sample.media.open("rb") as handle:
+        data = handle.read()
+    if sample.media_kind == MediaKind.VIDEO:
+        import av
+
+        with av.open(io.BytesIO(data)) as container:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        return np.stack(frames) if frames else np.zeros((0, 0, 0, 3), dtype=np.uint8)
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def backfill_covariates(samples, *, overwrite: bool = False) -> tuple[int, int]:
+    """Measure and save the covariates of samples stored without them (all with ``overwrite``),
+    from their stored media; keeps extra keys already there. Returns (updated, failed)."""
+    updated = failed = 0
+    for sample in samples:
+        if sample.covariates and not overwrite:
+            continue
+        try:
+            pixels = decode_media(sample)
+        except Exception as exc:  # a missing or unreadable file: report, go on
+            log.warning("sample %s: cannot read its media for covariates: %s", sample.pk, exc)
+            failed += 1
+            continue
+        measured = sample_covariates(pixels, sample.generation_seconds)
+        if sample.media_kind == MediaKind.VIDEO:
+            # The stored clip may be padded to even sizes; the row keeps the generated size.
+            measured.update(width=sample.width, height=sample.height, frames=sample.frames)
+            measured["aspect_ratio"] = sample.width / sample.height if sample.height else 0.0
+        sample.covariates = {**sample.covariates, **measured}
+        sample.save(update_fields=["covariates"])
+        updated += 1
+    return updated, failed
 
 
 def sample_media_name(*, version_id: int, prompt_id: int, seed: int, sha256: str, ext: str) -> str:
