@@ -21,10 +21,22 @@ from arena.ratings import (
     AggregatedVotes,
     BradleyTerryFit,
     BradleyTerryOptions,
+    DavidsonFit,
+    DavidsonOptions,
     OnlineElo,
+    StyleControlFit,
+    StyleOptions,
+    StyleVotes,
     fit_bradley_terry,
+    fit_davidson,
+    fit_style_control,
+    rank_robustness,
 )
+from evaluation.models import Sample
 from models_registry.models import GenerativeModel, Task
+
+TIE_MODELS = ("half", "davidson")
+ROBUSTNESS_REMOVED_SHOWN = 20  # removed-vote rows kept per pair in a snapshot
 
 
 def ratings_options(**overrides) -> BradleyTerryOptions:
@@ -43,6 +55,22 @@ def ratings_options(**overrides) -> BradleyTerryOptions:
     }
     values.update(overrides)
     return BradleyTerryOptions(**values)
+
+
+def davidson_options(options: BradleyTerryOptions | None = None) -> DavidsonOptions:
+    """Davidson tie-model options matching the plain ones (scale, base, both_bad, ...).
+
+    Bootstrap intervals are not offered by the tie model: it uses the sandwich."""
+    options = options or ratings_options()
+    return DavidsonOptions(
+        scale=options.scale,
+        base=options.base,
+        init_rating=options.init_rating,
+        both_bad=options.both_bad,
+        significance=options.significance,
+        anchor=options.anchor,
+        prior_sd=options.prior_sd,
+    )
 
 
 def _check_task(task: str) -> None:
@@ -211,6 +239,201 @@ def _board_votes(task: str) -> dict[tuple[str, str], AggregatedVotes]:
     }
 
 
+# --- style control, ties and rank robustness -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BoardStyleVotes:
+    """Per-vote rows of a board with the covariates of both samples, and what was left out."""
+
+    votes: StyleVotes
+    total: int  # votes of the board
+    skipped: int  # votes where a sample lacks one of the covariates (or it is not a number)
+    missing: dict[str, int]  # covariate -> votes skipped because of it
+
+
+def style_votes(
+    *,
+    task: str,
+    covariates: list[str] | tuple[str, ...],
+    category: str = "",
+    rater_kind: str | None = RaterKind.HUMAN,
+) -> BoardStyleVotes:
+    """Votes of a board with each side's ``Sample.covariates`` (the named keys), for style
+    control. Two queries whatever the number of votes: a GROUP BY (model_a, model_b, outcome,
+    sample_a, sample_b) with counts and the covariates of the samples involved. A vote whose
+    samples lack a named covariate (or hold a non-number) is skipped and counted."""
+    _check_task(task)
+    names = tuple(covariates)
+    votes = Vote.objects.filter(task=task)
+    if category:
+        votes = votes.filter(category=category)
+    if rater_kind is not None:
+        _check_rater_kind(rater_kind)
+        votes = votes.filter(rater_kind=rater_kind)
+    grouped = _grouped(
+        votes.values("model_a", "model_b", "outcome", "battle__sample_a", "battle__sample_b")
+        .annotate(n=Count("id"))
+        .values_list("model_a", "model_b", "outcome", "battle__sample_a", "battle__sample_b", "n")
+        .order_by()
+    )
+    none = np.zeros(0, dtype=np.int64)
+    empty = StyleVotes(
+        (),
+        names,
+        none,
+        none,
+        none.astype(np.int8),
+        np.zeros((0, len(names))),
+        np.zeros((0, len(names))),
+    )
+    if not grouped:
+        return BoardStyleVotes(empty, 0, 0, {})
+    sample_ids = {row[3] for row in grouped} | {row[4] for row in grouped}
+    values: dict[int, np.ndarray] = {}
+    for pk, stored in Sample.objects.filter(id__in=sample_ids).values_list("id", "covariates"):
+        stored = stored if isinstance(stored, dict) else {}
+        values[pk] = np.array([_number(stored.get(name)) for name in names], dtype=np.float64)
+    nan = np.full(len(names), np.nan)
+    a_ids, b_ids, outcomes, sa, sb, counts = zip(*grouped, strict=True)
+    xa = np.array([values.get(pk, nan) for pk in sa]).reshape(len(grouped), len(names))
+    xb = np.array([values.get(pk, nan) for pk in sb]).reshape(len(grouped), len(names))
+    counts = np.asarray(counts, dtype=np.int64)
+    bad = ~np.isfinite(xa) | ~np.isfinite(xb)
+    ok = ~bad.any(axis=1)
+    missing = {
+        name: int(counts[bad[:, k]].sum()) for k, name in enumerate(names) if bad[:, k].any()
+    }
+    total, kept = int(counts.sum()), int(counts[ok].sum())
+    if kept == 0:
+        return BoardStyleVotes(empty, total, total, missing)
+    repeat = counts[ok]
+    slugs = _model_names(set(a_ids) | set(b_ids))
+    a_slugs = np.array([slugs[pk][0] for pk in a_ids], dtype=object)[ok]
+    b_slugs = np.array([slugs[pk][0] for pk in b_ids], dtype=object)[ok]
+    result = StyleVotes.from_columns(
+        np.repeat(a_slugs, repeat),
+        np.repeat(b_slugs, repeat),
+        np.repeat(np.asarray(outcomes, dtype=object)[ok], repeat),
+        np.repeat(xa[ok], repeat, axis=0),
+        np.repeat(xb[ok], repeat, axis=0),
+        names,
+    )
+    return BoardStyleVotes(result, total, total - kept, missing)
+
+
+def _number(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return np.nan
+    return float(value)
+
+
+def style_options_for(votes: StyleVotes) -> StyleOptions:
+    """Covariates that are never negative enter as ratios (x_a - x_b) / (x_a + x_b), as LMArena
+    does for lengths; others as plain differences. Both are z-scored."""
+    both = np.concatenate([votes.covariates_a, votes.covariates_b])
+    relative = tuple(
+        name for k, name in enumerate(votes.covariate_names) if (both[:, k] >= 0).all()
+    )
+    return StyleOptions(relative=relative)
+
+
+def style_payload(
+    fit: StyleControlFit, *, total: int, skipped: int, missing: dict[str, int]
+) -> dict:
+    """JSON of a style-controlled board: rows (style-controlled rating, CI, rank, rank_ub) by
+    model and the coefficient table (logits per sd of the normalised difference, CI, points)."""
+    return {
+        "status": "ok",
+        "covariates": list(fit.covariates),
+        "rows": [
+            {
+                k: row[k]
+                for k in ("model", "rating", "lower", "upper", "variance", "rank", "rank_ub")
+            }
+            for row in fit.table()
+        ],
+        "coefficients": fit.coefficient_table(),
+        "n_votes": fit.n_votes,
+        "total_votes": total,
+        "skipped_votes": skipped,
+        "missing": missing,
+        "flags": list(fit.flags),
+    }
+
+
+def board_style(*, task: str, options: BradleyTerryOptions, covariates: list[str]) -> dict:
+    """Fit style control on the human all-prompts board, or say why not (``status``)."""
+    found = style_votes(task=task, covariates=covariates)
+    base = {
+        "covariates": list(covariates),
+        "total_votes": found.total,
+        "skipped_votes": found.skipped,
+        "missing": found.missing,
+        "min_votes": settings.RATINGS_STYLE_MIN_VOTES,
+    }
+    usable = found.votes
+    if usable.n_votes < max(settings.RATINGS_STYLE_MIN_VOTES, 1) or len(usable.models) < 2:
+        return {**base, "status": "too_few_votes", "n_votes": usable.n_votes}
+    fit = fit_style_control(usable, options, style_options_for(usable))
+    return {
+        **base,
+        **style_payload(fit, total=found.total, skipped=found.skipped, missing=found.missing),
+    }
+
+
+def ties_payload(fit: DavidsonFit) -> dict:
+    return {
+        "model": "davidson",
+        "nu": fit.nu,
+        "nu_lower": fit.nu_lower,
+        "nu_upper": fit.nu_upper,
+        "tie_probability_equal": fit.tie_probability_equal,
+        "flags": list(fit.flags),
+    }
+
+
+def apply_davidson(rows: list[dict], fit: DavidsonFit) -> list[dict]:
+    """Snapshot rows with the tie model's rating, CI, variance and ranks, re-sorted by them
+    (counts, win rate, Elo and flags stay those of the plain rows)."""
+    by_model = {row["model"]: row for row in fit.table()}
+    out = []
+    for row in rows:
+        tied = by_model.get(row["model"])
+        if tied is not None:
+            row = {
+                **row,
+                **{k: tied[k] for k in ("rating", "lower", "upper", "variance", "rank", "rank_ub")},
+            }
+        out.append(row)
+    out.sort(key=lambda r: (-r["rating"], r["model"]))
+    return out
+
+
+def robustness_payload(
+    votes: AggregatedVotes, options: BradleyTerryOptions, fit: BradleyTerryFit | None = None
+) -> dict:
+    """Rank robustness of adjacent pairs (plain Bradley–Terry, ``rank_robustness``), capped at
+    RATINGS_ROBUSTNESS_MAX_REMOVALS removed votes per pair and boards of at most
+    RATINGS_ROBUSTNESS_MAX_MODELS models."""
+    cap, max_models = (
+        settings.RATINGS_ROBUSTNESS_MAX_REMOVALS,
+        settings.RATINGS_ROBUSTNESS_MAX_MODELS,
+    )
+    base = {"max_removals": cap, "max_models": max_models}
+    if max_models <= 0 or cap <= 0:
+        return {**base, "status": "off", "pairs": []}
+    if votes.n_models > max_models:
+        return {**base, "status": "too_many_models", "pairs": []}
+    pairs = []
+    for flip in rank_robustness(votes, options, max_removals=cap, fit=fit):
+        entry = flip.as_dict()
+        entry["removed_total_rows"] = len(entry["removed"])
+        entry["removed"] = entry["removed"][:ROBUSTNESS_REMOVED_SHOWN]
+        pairs.append(entry)
+    return {**base, "status": "ok", "pairs": pairs}
+
+
 def snapshot_payload(
     fit: BradleyTerryFit, *, display_names: dict[str, str], elo: OnlineElo | None = None
 ) -> tuple[list[dict], dict]:
@@ -231,6 +454,11 @@ def _method(options: BradleyTerryOptions) -> dict:
         **options.method(),
         "elo_k": settings.RATINGS_ELO_K,
         "elo_window": settings.RATINGS_ELO_WINDOW,
+        "tie_model": settings.RATINGS_TIE_MODEL,
+        "style_covariates": list(settings.RATINGS_STYLE_COVARIATES or []),
+        "style_min_votes": settings.RATINGS_STYLE_MIN_VOTES,
+        "robustness_max_removals": settings.RATINGS_ROBUSTNESS_MAX_REMOVALS,
+        "robustness_max_models": settings.RATINGS_ROBUSTNESS_MAX_MODELS,
     }
 
 
@@ -293,6 +521,7 @@ def _store(
     rows, extra = snapshot_payload(fit, display_names=display, elo=elo)
     extra["last_vote_id"] = board.last_vote_id
     extra["elo_votes"] = elo.n_votes
+    _extend(rows, extra, board, votes, options, fit)
     return RatingSnapshot.objects.create(
         task=board.task,
         category=board.category,
@@ -302,6 +531,31 @@ def _store(
         rows=rows,
         extra=extra,
     )
+
+
+def _extend(
+    rows: list[dict],
+    extra: dict,
+    board: _Board,
+    votes: AggregatedVotes,
+    options: BradleyTerryOptions,
+    fit: BradleyTerryFit,
+) -> None:
+    """The tie model (every board), style control (human all-prompts board) and rank
+    robustness (human boards) of a snapshot, in place."""
+    if settings.RATINGS_TIE_MODEL == "davidson" and votes.n_votes:
+        tied = fit_davidson(votes, davidson_options(options))
+        rows[:] = apply_davidson(rows, tied)
+        extra["ties"] = ties_payload(tied)
+    else:
+        extra["ties"] = {"model": "half", "tie_weight": options.tie_weight}
+    extra["ties"]["both_bad"] = options.both_bad
+    if board.rater_kind != RaterKind.HUMAN:
+        return
+    covariates = list(settings.RATINGS_STYLE_COVARIATES or [])
+    if board.category == "" and covariates:
+        extra["style"] = board_style(task=board.task, options=options, covariates=covariates)
+    extra["robustness"] = robustness_payload(votes, options, fit)
 
 
 def _prune(board: _Board) -> None:

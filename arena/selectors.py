@@ -266,9 +266,19 @@ class Leaderboard:
     count_matrix: list[list[int]] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
     flag_notes: list[str] = field(default_factory=list)
+    view: str = ""  # "style": rows ordered by the style-controlled rank
+    # Style control of the snapshot (human all-prompts board): status ("ok", "too_few_votes"),
+    # covariates, n_votes, total_votes, skipped_votes, missing, flags; None when not computed.
+    style: dict[str, Any] | None = None
+    style_coefficients: list[dict[str, Any]] = field(default_factory=list)
+    ties: dict[str, Any] = field(default_factory=dict)  # model ("half"/"davidson"), nu, CI, ...
+    robustness: dict[str, Any] | None = None  # status, max_removals, max_models
 
 
-def leaderboard(*, task: str, category: str = "", user=None) -> Leaderboard:
+LEADERBOARD_VIEWS = ("", "style")
+
+
+def leaderboard(*, task: str, category: str = "", user=None, view: str = "") -> Leaderboard:
     """The leaderboard of (task, category): every published model the user may see.
 
     Rows with human votes come first, in the latest human snapshot's order; a model without
@@ -278,11 +288,19 @@ def leaderboard(*, task: str, category: str = "", user=None) -> Leaderboard:
     message}) and ``judge``: the model's rating from judge votes (latest judge snapshot:
     {rating, lower, upper, votes}) or None. Judge ratings are fitted on judge votes only and
     never mixed with human ones.
+
+    From the snapshot's ``extra``: ``style`` per row ({rating, lower, upper, rank, rank_ub} of
+    the style-controlled fit, or None) with the board's ``style`` summary and
+    ``style_coefficients``; ``robustness`` per row ({count, display, fraction, approximate,
+    cap}: the fewest votes whose removal puts this model above the one ranked just above it,
+    None for the first row); the board's ``ties`` (tie model, Davidson's nu and its CI).
+    ``view="style"`` orders the rated rows by the style-controlled rank.
     """
+    view = view if view in LEADERBOARD_VIEWS else ""
     snapshot = latest_snapshot(task=task, category=category)
     judge_snapshot = latest_snapshot(task=task, category=category, rater_kind=RaterKind.JUDGE)
     board = Leaderboard(
-        task=task, category=category, snapshot=snapshot, judge_snapshot=judge_snapshot
+        task=task, category=category, snapshot=snapshot, judge_snapshot=judge_snapshot, view=view
     )
     published = (
         visible_models(user=user)
@@ -340,10 +358,11 @@ def leaderboard(*, task: str, category: str = "", user=None) -> Leaderboard:
             if judge_row
             else None
         )
+    extra = (snapshot.extra or {}) if snapshot is not None else {}
+    _attach_style_and_robustness(board, rows, snapshot, extra)
     board.rows = rows
     if snapshot is None:
         return board
-    extra = snapshot.extra or {}
     names = list(extra.get("models") or [])
     keep = [k for k, slug in enumerate(names) if slug in visible]
     board.models = [names[k] for k in keep]
@@ -354,6 +373,46 @@ def leaderboard(*, task: str, category: str = "", user=None) -> Leaderboard:
     board.flags = [str(f) for f in (extra.get("flags") or [])]
     board.flag_notes = [FLAG_NOTES.get(flag, flag) for flag in board.flags if flag != "regularized"]
     return board
+
+
+STYLE_KEYS = ("rating", "lower", "upper", "rank", "rank_ub")
+ROBUSTNESS_KEYS = ("count", "display", "fraction", "approximate", "cap")
+
+
+def _attach_style_and_robustness(board: Leaderboard, rows: list[dict], snapshot, extra) -> None:
+    """Per-row style-controlled rating / rank and robustness, board-level coefficients and tie
+    model, all read from the snapshot (no fit); rows reordered for ``view="style"``."""
+    style = extra.get("style")
+    style_rows = {}
+    if isinstance(style, dict):
+        board.style = {k: v for k, v in style.items() if k not in ("rows", "coefficients")}
+        if style.get("status") == "ok":
+            board.style_coefficients = list(style.get("coefficients") or [])
+            style_rows = {r["model"]: r for r in style.get("rows") or []}
+    board.ties = dict(extra.get("ties") or {"model": "half"})
+    robustness = extra.get("robustness")
+    pairs = {}
+    if isinstance(robustness, dict):
+        board.robustness = {k: v for k, v in robustness.items() if k != "pairs"}
+        pairs = {(p["upper"], p["lower"]): p for p in robustness.get("pairs") or []}
+    above = {}
+    ordered = [r["model"] for r in (snapshot.rows if snapshot is not None else [])]
+    for upper, lower in zip(ordered, ordered[1:], strict=False):
+        above[lower] = upper
+    for row in rows:
+        found = style_rows.get(row["model"])
+        row["style"] = {k: found.get(k) for k in STYLE_KEYS} if found else None
+        pair = pairs.get((above.get(row["model"]), row["model"]))
+        row["robustness"] = {k: pair.get(k) for k in ROBUSTNESS_KEYS} if pair else None
+    if board.view == "style" and style_rows:
+        rows.sort(
+            key=lambda r: (
+                r["no_votes"],
+                r["style"] is None,
+                r["style"]["rank"] if r["style"] else 0,
+                -r["style"]["rating"] if r["style"] else 0.0,
+            )
+        )
 
 
 def leaderboard_fingerprint(*, task: str) -> str:

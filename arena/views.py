@@ -274,6 +274,7 @@ def cached_for_anonymous(view):
             view.__name__,
             task,
             request.GET.get("category", "").strip(),
+            request.GET.get("view", "").strip(),
             selectors.leaderboard_fingerprint(task=task),
             settings.ARENA_PROVISIONAL_VOTES,
         )
@@ -294,7 +295,17 @@ def cached_for_anonymous(view):
 def _board(request: HttpRequest, task: str) -> selectors.Leaderboard:
     _task_or_404(task)
     category = request.GET.get("category", "").strip()
-    return selectors.leaderboard(task=task, category=category, user=request.user)
+    view = request.GET.get("view", "").strip()
+    return selectors.leaderboard(task=task, category=category, user=request.user, view=view)
+
+
+def _view_urls(request: HttpRequest, board: selectors.Leaderboard) -> dict[str, str]:
+    """Links of the two orderings (the no-JS fallback of the style-control toggle)."""
+    query = request.GET.copy()
+    query.pop("view", None)
+    plain = query.urlencode()
+    query["view"] = "style"
+    return {"plain": f"?{plain}" if plain else "?", "style": f"?{query.urlencode()}"}
 
 
 @require_GET
@@ -318,6 +329,9 @@ def leaderboard_page(request: HttpRequest, task: str) -> HttpResponse:
         "provisional_votes": settings.ARENA_PROVISIONAL_VOTES,
         "ci_svg": mark_safe(charts.ci_plot(rated)),
         "judge_label": ", ".join(board.judges) or "judge",
+        "view_urls": _view_urls(request, board),
+        "show_style": bool(board.style_coefficients),
+        "show_robustness": bool(board.robustness and board.robustness.get("status") == "ok"),
         "heatmap_svg": mark_safe(
             charts.win_rate_heatmap(
                 [names.get(s, s) for s in board.models],
@@ -340,6 +354,8 @@ def _export_rows(board: selectors.Leaderboard) -> list[dict]:
         out = {key: row.get(key) for key in selectors.LEADERBOARD_COLUMNS}
         out["metrics"] = row.get("metrics", {})
         out["judge"] = row.get("judge")
+        out["style"] = row.get("style")
+        out["robustness"] = row.get("robustness")
         rows.append(out)
     return rows
 
@@ -362,6 +378,11 @@ def leaderboard_json(request: HttpRequest, task: str) -> JsonResponse:
             "win_rate_matrix": board.win_rate_matrix,
             "count_matrix": board.count_matrix,
             "flags": board.flags,
+            "view": board.view,
+            "style": board.style,
+            "style_coefficients": board.style_coefficients,
+            "ties": board.ties,
+            "robustness": board.robustness,
         }
     )
 
@@ -380,6 +401,8 @@ def leaderboard_csv(request: HttpRequest, task: str) -> HttpResponse:
             *selectors.LEADERBOARD_COLUMNS,
             *board.metrics,
             *(f"judge_{key}" for key in judge_keys),
+            *(f"style_{key}" for key in selectors.STYLE_KEYS),
+            "robustness",
             "computed_at",
         ]
     )
@@ -393,6 +416,9 @@ def leaderboard_csv(request: HttpRequest, task: str) -> HttpResponse:
             )
         judge = row["judge"] or {}
         cells.extend(judge.get(key) for key in judge_keys)
+        style = row["style"] or {}
+        cells.extend(style.get(key) for key in selectors.STYLE_KEYS)
+        cells.append((row["robustness"] or {}).get("display"))
         writer.writerow([*cells, computed])
     return response
 

@@ -366,6 +366,22 @@ RATINGS_ELO_K = env_float("RATINGS_ELO_K", 16.0)  # online Elo step (points per 
 RATINGS_ELO_WINDOW = env_int("RATINGS_ELO_WINDOW", 5000)  # recent-form Elo over the last N votes
 RATINGS_SNAPSHOT_KEEP = env_int("RATINGS_SNAPSHOT_KEEP", 2000)  # per board; 0 keeps all
 RATINGS_AGGREGATE_WORK_MEM = env_str("RATINGS_AGGREGATE_WORK_MEM", "256MB")  # PostgreSQL GROUP BY
+# Ties: "half" (a tie is half a win for each side) or "davidson" (ties an outcome of their own,
+# with a fitted tie parameter nu); "both bad" votes follow RATINGS_BOTH_BAD either way.
+RATINGS_TIE_MODEL = env_str("RATINGS_TIE_MODEL", "half")
+if RATINGS_TIE_MODEL not in ("half", "davidson"):
+    fail("RATINGS_TIE_MODEL", f"expected 'half' or 'davidson', got {RATINGS_TIE_MODEL!r}")
+# Style control of the human all-prompts board: which Sample.covariates keys enter the fit
+# (empty: no style control), and the fewest votes with all of them needed to fit.
+RATINGS_STYLE_COVARIATES = env_list(
+    "RATINGS_STYLE_COVARIATES",
+    ["brightness", "saturation", "aspect_ratio", "generation_seconds", "width"],
+)
+RATINGS_STYLE_MIN_VOTES = env_int("RATINGS_STYLE_MIN_VOTES", 50)
+# Rank robustness of human boards: fewest votes whose removal flips adjacent models, searched up
+# to MAX_REMOVALS votes per pair, for boards of at most MAX_MODELS models (0: off).
+RATINGS_ROBUSTNESS_MAX_REMOVALS = env_int("RATINGS_ROBUSTNESS_MAX_REMOVALS", 1000)
+RATINGS_ROBUSTNESS_MAX_MODELS = env_int("RATINGS_ROBUSTNESS_MAX_MODELS", 50)
 # [judge settings]
 JUDGE_BACKEND = env_str("JUDGE_BACKEND", "")  # "api", "local" or "" (whichever is configured)
 if JUDGE_BACKEND not in ("", "api", "local"):
