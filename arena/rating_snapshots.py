@@ -250,6 +250,7 @@ class BoardStyleVotes:
     total: int  # votes of the board
     skipped: int  # votes where a sample lacks one of the covariates (or it is not a number)
     missing: dict[str, int]  # covariate -> votes skipped because of it
+    available: tuple[str, ...] = ()  # every covariate key the samples of these votes record
 
 
 def style_votes(
@@ -291,8 +292,10 @@ def style_votes(
         return BoardStyleVotes(empty, 0, 0, {})
     sample_ids = {row[3] for row in grouped} | {row[4] for row in grouped}
     values: dict[int, np.ndarray] = {}
+    available: set[str] = set()
     for pk, stored in Sample.objects.filter(id__in=sample_ids).values_list("id", "covariates"):
         stored = stored if isinstance(stored, dict) else {}
+        available.update(stored)
         values[pk] = np.array([_number(stored.get(name)) for name in names], dtype=np.float64)
     nan = np.full(len(names), np.nan)
     a_ids, b_ids, outcomes, sa, sb, counts = zip(*grouped, strict=True)
@@ -305,8 +308,9 @@ def style_votes(
         name: int(counts[bad[:, k]].sum()) for k, name in enumerate(names) if bad[:, k].any()
     }
     total, kept = int(counts.sum()), int(counts[ok].sum())
+    available_keys = tuple(sorted(available))
     if kept == 0:
-        return BoardStyleVotes(empty, total, total, missing)
+        return BoardStyleVotes(empty, total, total, missing, available_keys)
     repeat = counts[ok]
     slugs = _model_names(set(a_ids) | set(b_ids))
     a_slugs = np.array([slugs[pk][0] for pk in a_ids], dtype=object)[ok]
@@ -319,7 +323,7 @@ def style_votes(
         np.repeat(xb[ok], repeat, axis=0),
         names,
     )
-    return BoardStyleVotes(result, total, total - kept, missing)
+    return BoardStyleVotes(result, total, total - kept, missing, available_keys)
 
 
 def _number(value) -> float:
