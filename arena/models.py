@@ -62,6 +62,8 @@ class Battle(models.Model):
     sample_a = models.ForeignKey(Sample, on_delete=models.PROTECT, related_name="+")
     sample_b = models.ForeignKey(Sample, on_delete=models.PROTECT, related_name="+")
     served_to = models.ForeignKey(Rater, on_delete=models.CASCADE, related_name="battles")
+    # K samples shown (2: a pairwise battle; 3-4: K-wise, samples 3.. are BattleSample rows).
+    size = models.PositiveSmallIntegerField(default=2, db_default=2)
     served_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     ip_hash = models.CharField(max_length=64, blank=True)
@@ -75,10 +77,33 @@ class Battle(models.Model):
             models.CheckConstraint(
                 condition=Q(expires_at__gt=F("served_at")), name="battle_expiry_after_serve"
             ),
+            models.CheckConstraint(condition=Q(size__gte=2, size__lte=8), name="battle_size_valid"),
         ]
 
     def __str__(self) -> str:
         return f"battle {self.pk}"
+
+
+class BattleSample(models.Model):
+    """Sample number `position` (0-based; 2 and up, A and B are on Battle) of a K-wise battle,
+    with its own per-battle opaque media id."""
+
+    battle = models.ForeignKey(Battle, on_delete=models.CASCADE, related_name="extra_samples")
+    position = models.PositiveSmallIntegerField()
+    sample = models.ForeignKey(Sample, on_delete=models.PROTECT, related_name="+")
+    media_token = models.CharField(max_length=64, unique=True, default=new_token)
+
+    class Meta:
+        ordering = ["battle", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["battle", "position"], name="battle_sample_unique_position"
+            ),
+            models.CheckConstraint(condition=Q(position__gte=2), name="battle_sample_position"),
+        ]
+
+    def __str__(self) -> str:
+        return f"battle {self.battle_id} sample {self.position}"
 
 
 class Outcome(models.TextChoices):
@@ -88,8 +113,20 @@ class Outcome(models.TextChoices):
     BOTH_BAD = "both_bad", "Both are bad"
 
 
+class VoteKind(models.TextChoices):
+    PAIR = "pair", "Pairwise"
+    RANKING = "ranking", "Full ranking"
+    TOP1 = "top1", "Best of K"
+
+
 class Vote(models.Model):
-    """One rater's verdict on one battle. Append-only; model ids are denormalised for GROUP BY."""
+    """One rater's verdict on one battle. Append-only; model ids are denormalised for GROUP BY.
+
+    A K-wise vote (kind ranking / top1) keeps its models best first in `ranking` (model ids;
+    for top1 the winner, then the others in display order); its model_a / model_b / outcome are
+    its A-versus-B projection (samples A and B): who of the two was ranked higher, or, for top1,
+    both_bad when a third sample won. Rating fits read K-wise votes from `ranking` only.
+    """
 
     battle = models.OneToOneField(Battle, on_delete=models.PROTECT, related_name="vote")
     rater = models.ForeignKey(Rater, on_delete=models.PROTECT, related_name="votes")
@@ -101,6 +138,10 @@ class Vote(models.Model):
     model_b = models.ForeignKey(GenerativeModel, on_delete=models.PROTECT, related_name="+")
     ip_hash = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    kind = models.CharField(
+        max_length=8, choices=VoteKind.choices, default=VoteKind.PAIR, db_default=VoteKind.PAIR
+    )
+    ranking = models.JSONField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["task", "rater_kind", "category"])]
@@ -109,6 +150,11 @@ class Vote(models.Model):
                 condition=Q(outcome__in=Outcome.values), name="vote_outcome_valid"
             ),
             models.CheckConstraint(condition=~Q(model_a=F("model_b")), name="vote_distinct_models"),
+            models.CheckConstraint(
+                condition=Q(kind=VoteKind.PAIR, ranking__isnull=True)
+                | Q(kind__in=[VoteKind.RANKING, VoteKind.TOP1], ranking__isnull=False),
+                name="vote_ranking_matches_kind",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -145,9 +191,67 @@ class RateCounter(models.Model):
     """
 
     key = models.CharField(max_length=100, primary_key=True)
-    minute = models.BigIntegerField()  # minutes since the Unix epoch
+    minute = models.BigIntegerField()  # windows since the Unix epoch (minutes by default)
     hits = models.PositiveIntegerField()
     previous = models.PositiveIntegerField()  # hits in minute - 1
+    window_seconds = models.PositiveIntegerField(
+        default=60, db_default=60
+    )  # 86400 for the daily caps
 
     def __str__(self) -> str:
         return f"{self.key}: {self.hits} (+{self.previous} before) at minute {self.minute}"
+
+
+class FlagDecision(models.TextChoices):
+    FLAGGED = "flagged", "Flagged"
+    CLEARED = "cleared", "Cleared"
+    UNDECIDED = "undecided", "Undecided"
+
+
+class FlagReview(models.TextChoices):
+    NONE = "", "Not reviewed"
+    CONFIRMED = "confirmed", "Flag confirmed"
+    CLEARED = "cleared", "Flag cleared"
+
+
+class RaterFlag(models.Model):
+    """The latest outlier test (Wald SPRT against the consensus) of one human rater, and a
+    maintainer's review of it. `excluded` raters' votes are left out of rating snapshots (kept
+    and exported): flagged by the test and not cleared by a maintainer, or confirmed."""
+
+    rater = models.OneToOneField(Rater, on_delete=models.CASCADE, related_name="flag")
+    decision = models.CharField(max_length=10, choices=FlagDecision.choices)
+    decided_at = models.PositiveIntegerField(
+        null=True, blank=True, help_text="1-based index of the vote at which the test stopped"
+    )
+    n_votes = models.PositiveIntegerField(default=0)
+    informative = models.PositiveIntegerField(default=0)
+    llr = models.FloatField(default=0.0)
+    agreement = models.FloatField(null=True, blank=True)
+    checked_at = models.DateTimeField()
+    review = models.CharField(max_length=10, choices=FlagReview.choices, blank=True, default="")
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    excluded = models.BooleanField(default=False, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(decision__in=FlagDecision.values), name="rater_flag_decision_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(review__in=FlagReview.values), name="rater_flag_review_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"rater {self.rater_id}: {self.decision}{f' ({self.review})' if self.review else ''}"
+
+    @staticmethod
+    def is_excluded(decision: str, review: str) -> bool:
+        """A maintainer's review wins; otherwise the test's verdict."""
+        if review:
+            return review == FlagReview.CONFIRMED
+        return decision == FlagDecision.FLAGGED

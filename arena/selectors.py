@@ -21,7 +21,15 @@ from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.urls import reverse
 
-from arena.models import Battle, Outcome, RaterKind, RatingSnapshot, Vote
+from arena.models import (
+    Battle,
+    BattleSample,
+    Outcome,
+    RaterFlag,
+    RaterKind,
+    RatingSnapshot,
+    Vote,
+)
 from arena.sampling import ELO_PER_LOGIT, ModelState, SamplingConfig
 from evaluation.metrics.catalogue import interval_of, ordered_metric_names
 from evaluation.models import MetricResult, Prompt, Sample
@@ -219,6 +227,102 @@ def battle_by_media_token(*, media_token: str) -> tuple[Battle, Sample] | None:
     if battle is None:
         return None
     return battle, battle.sample_a if battle.media_token_a == media_token else battle.sample_b
+
+
+@dataclass(frozen=True)
+class BattleLineup:
+    served_to_id: int
+    models: tuple[tuple[int, str, str], ...]  # (model id, slug, display name), display order
+
+
+def battle_lineup(*, token: str) -> BattleLineup | None:
+    """Who a battle was served to and its models in display order (A, B, C, ...), or None."""
+    battle = (
+        Battle.objects.filter(token=token)
+        .values(
+            "id",
+            "served_to_id",
+            "sample_a__version__model_id",
+            "sample_b__version__model_id",
+        )
+        .first()
+    )
+    if battle is None:
+        return None
+    ids = [battle["sample_a__version__model_id"], battle["sample_b__version__model_id"]]
+    ids += list(
+        BattleSample.objects.filter(battle_id=battle["id"])
+        .order_by("position")
+        .values_list("sample__version__model_id", flat=True)
+    )
+    names = dict(
+        (pk, (slug, name))
+        for pk, slug, name in GenerativeModel.objects.filter(id__in=ids).values_list(
+            "id", "slug", "display_name"
+        )
+    )
+    return BattleLineup(battle["served_to_id"], tuple((pk, *names[pk]) for pk in ids))
+
+
+def battle_media_tokens(*, battle: Battle) -> list[str]:
+    """The per-battle media ids of a battle's samples in display order (A, B, C, ...)."""
+    extra = BattleSample.objects.filter(battle=battle).order_by("position")
+    return [
+        battle.media_token_a,
+        battle.media_token_b,
+        *extra.values_list("media_token", flat=True),
+    ]
+
+
+def battle_media_sample(*, media_token: str) -> tuple[Battle, Sample] | None:
+    """The battle and sample behind a per-battle media id (of any position), or None."""
+    found = battle_by_media_token(media_token=media_token)
+    if found is not None:
+        return found
+    extra = (
+        BattleSample.objects.select_related("battle", "sample")
+        .filter(media_token=media_token)
+        .first()
+    )
+    return None if extra is None else (extra.battle, extra.sample)
+
+
+# --- rater hygiene -------------------------------------------------------------------------
+
+
+def rater_flags(*, decisions: tuple[str, ...] = ("flagged", "undecided")) -> list[dict[str, Any]]:
+    """Human raters whose latest outlier test ended in `decisions`, or whom a maintainer
+    reviewed, most suspicious first: pseudonymous id, votes, agreement, test and review."""
+    flags = (
+        RaterFlag.objects.filter(Q(decision__in=decisions) | ~Q(review=""))
+        .select_related("reviewed_by")
+        .order_by("-excluded", "-llr", "rater_id")
+    )
+    return [
+        {
+            "id": flag.pk,
+            "rater": anonymised_rater_id(flag.rater_id),
+            "decision": flag.decision,
+            "decided_at": flag.decided_at,
+            "n_votes": flag.n_votes,
+            "informative": flag.informative,
+            "llr": flag.llr,
+            "agreement": flag.agreement,
+            "checked_at": flag.checked_at,
+            "review": flag.review,
+            "reviewed_by": flag.reviewed_by.get_username() if flag.reviewed_by else "",
+            "reviewed_at": flag.reviewed_at,
+            "excluded": flag.excluded,
+        }
+        for flag in flags
+    ]
+
+
+def rater_vote_count(*, rater_id: int | None, task: str) -> int:
+    """How many votes of `task` the rater has cast (K-wise votes count once)."""
+    if rater_id is None:
+        return 0
+    return Vote.objects.filter(rater_id=rater_id, task=task).count()
 
 
 # --- leaderboard ---------------------------------------------------------------------------
@@ -595,7 +699,9 @@ def export_vote_rows(*, task: str, category: str | None = None, rater_kind: str 
     """Votes of a task as dicts in LMArena's public-dataset schema, oldest first (streamed).
 
     winner uses LMArena's values; judge is an anonymised rater id; tstamp / served_tstamp are
-    Unix seconds (float).
+    Unix seconds (float). vote_kind is pair / ranking / top1: a K-wise vote's model_a / model_b /
+    winner are its A-versus-B projection and `ranking` lists its models best first (slugs joined
+    by ">"). flagged: the rater's votes are excluded from rating snapshots (RaterFlag.excluded).
     """
 
     votes = Vote.objects.filter(task=task)
@@ -614,9 +720,15 @@ def export_vote_rows(*, task: str, category: str | None = None, rater_kind: str 
         "battle__prompt__text",
         "created_at",
         "battle__served_at",
+        "kind",
+        "ranking",
     )
+    excluded = set(RaterFlag.objects.filter(excluded=True).values_list("rater_id", flat=True))
+    slugs = dict(GenerativeModel.objects.filter(task=task).values_list("id", "slug"))
     for row in votes.order_by("id").values_list(*fields).iterator(chunk_size=5000):
-        vote_id, a, b, outcome, rater_id, kind, cat, prompt, created, served = row
+        vote_id, a, b, outcome, rater_id, kind, cat, prompt, created, served, vote_kind, ranking = (
+            row
+        )
         yield {
             "question_id": f"{task}-{vote_id}",
             "model_a": a,
@@ -630,4 +742,7 @@ def export_vote_rows(*, task: str, category: str | None = None, rater_kind: str 
             "tstamp": created.timestamp(),
             "served_tstamp": served.timestamp(),
             "created_at": created.isoformat(),
+            "vote_kind": vote_kind,
+            "ranking": ">".join(slugs.get(m, str(m)) for m in ranking) if ranking else "",
+            "flagged": rater_id in excluded,
         }

@@ -9,6 +9,13 @@ urlpatterns = [
     path("arena/<slug:task>/battles", views.battle_new, name="battle-new"),
     path("arena/battles/<str:token>/vote", views.vote, name="vote"),
     path("arena/media/<str:media_token>", views.battle_media, name="battle-media"),
+    path("me/leaderboard/<slug:task>/", views.personal_board_page, name="personal-board"),
+    path("maintainers/raters/", views.rater_flags_page, name="rater-flags"),
+    path(
+        "maintainers/raters/<int:flag_id>/review",
+        views.rater_flag_review,
+        name="rater-flag-review",
+    ),
     path("leaderboard/<slug:task>/", views.leaderboard_page, name="leaderboard"),
     path("leaderboard/<slug:task>.json", views.leaderboard_json, name="leaderboard-json"),
     path("leaderboard/<slug:task>.csv", views.leaderboard_csv, name="leaderboard-csv"),

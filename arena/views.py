@@ -15,6 +15,7 @@ from django.http import (
     Http404,
     HttpRequest,
     HttpResponse,
+    HttpResponseRedirect,
     JsonResponse,
     StreamingHttpResponse,
 )
@@ -24,8 +25,8 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
-from arena import charts, selectors, services
-from arena.models import Battle, Outcome
+from arena import charts, rater_checks, selectors, services
+from arena.models import Battle, Outcome, Rater
 from arena.services import ArenaRefusal
 from evaluation.metrics.catalogue import metric_heading
 from models_registry.generators.tasks import task_spec
@@ -152,16 +153,23 @@ def _task_or_404(task: str) -> str:
 
 
 def battle_payload(battle: Battle) -> dict:
-    """Everything the browser needs before the vote, and no model identity."""
+    """Everything the browser needs before the vote, and no model identity. `size` samples
+    (A, B, C, ...); a K-wise battle (size > 2) is voted by a ranking or the best sample."""
     kind = task_spec(battle.task).media
+    tokens = (
+        [battle.media_token_a, battle.media_token_b]
+        if battle.size == 2
+        else selectors.battle_media_tokens(battle=battle)
+    )
     return {
         "token": battle.token,
         "task": battle.task,
+        "size": battle.size,
         "prompt": {"text": battle.prompt.text, "category": battle.prompt.category},
         "media_kind": str(kind),
         "media": [
-            {"side": side, "url": reverse("arena:battle-media", args=[media_token])}
-            for side, media_token in (("A", battle.media_token_a), ("B", battle.media_token_b))
+            {"side": services.SIDES[k], "url": reverse("arena:battle-media", args=[media_token])}
+            for k, media_token in enumerate(tokens)
         ],
         "vote_url": reverse("arena:vote", args=[battle.token]),
         "min_view_seconds": settings.ARENA_MIN_VIEW_SECONDS,
@@ -175,11 +183,21 @@ def battle_payload(battle: Battle) -> dict:
 @require_GET
 @ensure_csrf_cookie
 def arena_page(request: HttpRequest, task: str) -> HttpResponse:
+    """The arena: a pair by default (ARENA_KWISE_K), K samples to rank with ``?k=3`` / ``?k=4``."""
     _task_or_404(task)
     rater = request_rater(request)
-    context = {"task": task, "task_label": Task(task).label, "outcomes": OUTCOME_KEYS}
+    requested = request.GET.get("k", "")
+    context = {
+        "task": task,
+        "task_label": Task(task).label,
+        "outcomes": OUTCOME_KEYS,
+        "k": requested,
+        "max_k": settings.ARENA_KWISE_MAX_K,
+    }
     try:
-        battle = services.battle_create(task=task, rater=rater, ip_hash=request_ip_hash(request))
+        battle = services.battle_create(
+            task=task, rater=rater, ip_hash=request_ip_hash(request), k=requested
+        )
     except ArenaRefusal as refusal:
         if refusal.code != "no_battle":
             page = refusal_response(request, refusal)
@@ -196,7 +214,12 @@ def battle_new(request: HttpRequest, task: str) -> HttpResponse:
     try:
         _task_or_404(task)
         rater = request_rater(request)
-        battle = services.battle_create(task=task, rater=rater, ip_hash=request_ip_hash(request))
+        battle = services.battle_create(
+            task=task,
+            rater=rater,
+            ip_hash=request_ip_hash(request),
+            k=request.POST.get("k") or request.GET.get("k", ""),
+        )
     except Http404:
         refusal = ArenaRefusal(404, "unknown_task", "Unknown task.")
         return refusal_response(request, refusal, json=True)
@@ -207,13 +230,19 @@ def battle_new(request: HttpRequest, task: str) -> HttpResponse:
 
 @require_POST
 def vote(request: HttpRequest, token: str) -> HttpResponse:
-    """POST outcome=model_a|model_b|tie|both_bad; JSON reveal, or the HTML reveal page."""
+    """POST outcome=model_a|model_b|tie|both_bad (a pair), or ranking=C,A,D,B (every sample,
+    best first) or best=C (a K-wise battle); JSON reveal, or the HTML reveal page."""
     rater_id = request_rater_id(request)
+    asked = request.POST.get("vote_kind")  # the K-wise form's submit button
+    ranking = request.POST.get("ranking", "" if asked == "ranking" else None)
+    best = request.POST.get("best", "" if asked == "best" else None)
     try:
         recorded = services.vote_create(
             token=token,
             rater_id=rater_id,
             outcome=request.POST.get("outcome", ""),
+            ranking=ranking,
+            best=best,
             ip_hash=request_ip_hash(request),
         )
     except ArenaRefusal as refusal:
@@ -224,7 +253,12 @@ def vote(request: HttpRequest, token: str) -> HttpResponse:
     return render(
         request,
         "arena/revealed.html",
-        {"reveal": reveal, "task": recorded.task, "outcome_label": recorded.get_outcome_display()},
+        {
+            "reveal": reveal,
+            "task": recorded.task,
+            "outcome_label": recorded.get_outcome_display(),
+            "k": len(recorded.lineup) if recorded.kind != "pair" else "",
+        },
         status=201,
     )
 
@@ -253,6 +287,66 @@ def battle_media(request: HttpRequest, media_token: str) -> HttpResponse:
     response = _stream_sample(sample)
     response["Cache-Control"] = "private, max-age=3600"
     return response
+
+
+# --- rater hygiene: personal leaderboard, maintainers' view of flags ------------------------
+
+
+@require_GET
+def personal_board_page(request: HttpRequest, task: str) -> HttpResponse:
+    """This browser's (or user's) own leaderboard, shrunk toward the consensus."""
+    _task_or_404(task)
+    rater_id = request_rater_id(request)
+    rater = Rater.objects.filter(pk=rater_id, kind="human").first() if rater_id else None
+    board = rater_checks.personal_board(rater=rater, task=task)
+    return render(
+        request,
+        "arena/personal_board.html",
+        {"task": task, "task_label": Task(task).label, "board": board},
+    )
+
+
+def _staff_only(request: HttpRequest) -> HttpResponse | None:
+    if request.user.is_authenticated and request.user.is_staff:
+        return None
+    return refusal_response(
+        request,
+        ArenaRefusal(403, "staff_only", "Only staff maintainers can see and review rater flags."),
+    )
+
+
+@require_GET
+def rater_flags_page(request: HttpRequest) -> HttpResponse:
+    """Staff: raters the outlier test flagged or has not decided on, and reviewed ones."""
+    refused = _staff_only(request)
+    if refused is not None:
+        return refused
+    context = {
+        "flags": selectors.rater_flags(),
+        "alpha": settings.ARENA_RATER_CHECK_ALPHA,
+        "beta": settings.ARENA_RATER_CHECK_BETA,
+        "alternative": settings.ARENA_RATER_CHECK_ALTERNATIVE,
+    }
+    return render(request, "arena/rater_flags.html", context)
+
+
+@require_POST
+def rater_flag_review(request: HttpRequest, flag_id: int) -> HttpResponse:
+    """Staff: POST action=confirm|clear|reset on one rater's flag, then back to the list."""
+    refused = _staff_only(request)
+    if refused is not None:
+        return refused
+    try:
+        rater_checks.review_rater_flag(
+            flag_id=flag_id, action=request.POST.get("action", ""), user=request.user
+        )
+    except rater_checks.ReviewError as exc:
+        return refusal_response(request, ArenaRefusal(400, "bad_action", str(exc)))
+    except LookupError:
+        return refusal_response(request, ArenaRefusal(404, "unknown_flag", "No such rater flag."))
+    if wants_json(request):
+        return JsonResponse({"ok": True})
+    return HttpResponseRedirect(reverse("arena:rater-flags"))
 
 
 # --- leaderboard ---------------------------------------------------------------------------

@@ -230,6 +230,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "workers.tasks.prune_rate_counters",
         "schedule": env_float("RATE_COUNTERS_PRUNE_SECONDS", 600.0),
     },
+    "check-raters": {
+        "task": "workers.tasks.check_raters",
+        "schedule": env_float("ARENA_RATER_CHECK_SECONDS", 3600.0),
+    },
 }
 
 # --- weights for metric backbones, judges and generators (local paths; empty = unavailable) --
@@ -337,6 +341,21 @@ ARENA_VOTES_PER_MINUTE_PER_RATER = env_int("ARENA_VOTES_PER_MINUTE_PER_RATER", 2
 ARENA_VOTES_PER_MINUTE_PER_IP = env_int("ARENA_VOTES_PER_MINUTE_PER_IP", 120)
 ARENA_BATTLES_PER_MINUTE_PER_RATER = env_int("ARENA_BATTLES_PER_MINUTE_PER_RATER", 40)
 ARENA_BATTLES_PER_MINUTE_PER_IP = env_int("ARENA_BATTLES_PER_MINUTE_PER_IP", 240)
+# Votes one rater may cast in any 24 h (a RateCounter with a day window); 0 = no cap.
+ARENA_VOTES_PER_DAY_PER_RATER = env_int("ARENA_VOTES_PER_DAY_PER_RATER", 500)
+# Samples per battle: 2 = pairwise (today's arena); 3-4 = K-wise (rank them, or pick the best).
+# The arena page's "Compare 4" link asks for ?k=4 whatever the default.
+ARENA_KWISE_K = env_int("ARENA_KWISE_K", 2)
+ARENA_KWISE_MAX_K = env_int("ARENA_KWISE_MAX_K", 4)
+if not 2 <= ARENA_KWISE_K <= ARENA_KWISE_MAX_K <= 8:
+    fail("ARENA_KWISE_K", f"need 2 <= ARENA_KWISE_K <= ARENA_KWISE_MAX_K <= 8, got {ARENA_KWISE_K}")
+# Rater outlier test (Wald SPRT against the consensus, arena.rater_checks): error rates, the
+# alternative ("random" or "adversarial") and how often beat runs it.
+ARENA_RATER_CHECK_ALPHA = env_float("ARENA_RATER_CHECK_ALPHA", 0.01)  # P(flag | honest)
+ARENA_RATER_CHECK_BETA = env_float("ARENA_RATER_CHECK_BETA", 0.1)  # P(clear | random)
+ARENA_RATER_CHECK_ALTERNATIVE = env_str("ARENA_RATER_CHECK_ALTERNATIVE", "random")
+ARENA_RATER_CHECK_SECONDS = env_float("ARENA_RATER_CHECK_SECONDS", 3600.0)
+ARENA_PERSONAL_MIN_VOTES = env_int("ARENA_PERSONAL_MIN_VOTES", 30)  # for a personal leaderboard
 # Number of X-Forwarded-For hops added by trusted reverse proxies (0: use REMOTE_ADDR).
 ARENA_TRUSTED_PROXY_HOPS = env_int("ARENA_TRUSTED_PROXY_HOPS", 0)
 ARENA_PROVISIONAL_VOTES = env_int("ARENA_PROVISIONAL_VOTES", 30)  # fewer: marked provisional

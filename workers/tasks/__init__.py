@@ -20,6 +20,7 @@ from workers.tasks.pipeline import (  # noqa: F401
     pipeline_launch,
     pipeline_set_status,
 )
+from workers.tasks.rater_checks import check_raters  # noqa: F401
 from workers.tasks.ratings import refresh_rating_snapshots  # noqa: F401
 from workers.tasks.training import train_model  # noqa: F401
 from workers.tasks.validation import validate_checkpoint  # noqa: F401

@@ -33,6 +33,9 @@ COLUMNS = (
     "tstamp",
     "served_tstamp",
     "created_at",
+    "vote_kind",
+    "ranking",
+    "flagged",
 )
 BATCH = 10_000
 
