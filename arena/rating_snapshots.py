@@ -8,6 +8,7 @@ Pages read the latest snapshot and never fit on a request.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Max
 
-from arena.models import RaterKind, RatingSnapshot, Vote
+from arena.models import RaterFlag, RaterKind, RatingSnapshot, Vote, VoteKind
 from arena.ratings import (
     AggregatedVotes,
     BradleyTerryFit,
@@ -31,6 +32,15 @@ from arena.ratings import (
     fit_davidson,
     fit_style_control,
     rank_robustness,
+)
+from arena.ratings.plackett_luce import (
+    PAIR_BOTH_BAD,
+    PAIR_TIE,
+    TOP1,
+    PlackettLuceFit,
+    PlackettLuceOptions,
+    RankedVotes,
+    fit_plackett_luce,
 )
 from evaluation.models import Sample
 from models_registry.models import GenerativeModel, Task
@@ -112,16 +122,24 @@ def _grouped(queryset) -> list[tuple]:
         return list(queryset)
 
 
+def counted_votes(task: str):
+    """The votes of `task` that ratings count: every vote but those of raters excluded by the
+    outlier test (RaterFlag.excluded; their votes are kept and exported, not fitted)."""
+    excluded = RaterFlag.objects.filter(excluded=True).values("rater_id")
+    return Vote.objects.filter(task=task).exclude(rater_id__in=excluded)
+
+
 def stored_votes(
     *, task: str, category: str = "", rater_kind: str | None = RaterKind.HUMAN
 ) -> AggregatedVotes:
     """Votes of a task aggregated in SQL into unique (model_a, model_b, outcome) rows with counts.
 
     category '' means all categories; rater_kind None means humans and judges together.
-    Model names are GenerativeModel slugs.
+    Model names are GenerativeModel slugs. Pairwise votes only (K-wise ones: kwise_votes), and
+    none of raters excluded by the outlier test.
     """
     _check_task(task)
-    votes = Vote.objects.filter(task=task)
+    votes = counted_votes(task).filter(kind=VoteKind.PAIR)
     if category:
         votes = votes.filter(category=category)
     if rater_kind is not None:
@@ -165,7 +183,7 @@ def recent_elo(
     )
     if window <= 0:
         return elo
-    votes = Vote.objects.filter(task=task, rater_kind=rater_kind)
+    votes = counted_votes(task).filter(rater_kind=rater_kind, kind=VoteKind.PAIR)
     if category:
         votes = votes.filter(category=category)
     recent = list(votes.order_by("-id").values_list("model_a", "model_b", "outcome")[:window])
@@ -197,7 +215,7 @@ def _board_keys(kinds: np.ndarray, categories: np.ndarray) -> list[tuple[str, st
 def _boards(task: str) -> list[_Board]:
     """Every board of a task with its vote count and newest vote id (a cheap GROUP BY)."""
     grouped = _grouped(
-        Vote.objects.filter(task=task)
+        counted_votes(task)
         .values("rater_kind", "category")
         .annotate(n=Count("id"), last=Max("id"))
         .values_list("rater_kind", "category", "n", "last")
@@ -218,14 +236,15 @@ def _board_votes(task: str) -> dict[tuple[str, str], AggregatedVotes]:
     """Aggregated votes of every board of a task, keyed by (rater kind, category), from one
     GROUP BY rater_kind, category, model_a, model_b, outcome."""
     grouped = _grouped(
-        Vote.objects.filter(task=task)
+        counted_votes(task)
+        .filter(kind=VoteKind.PAIR)
         .values("rater_kind", "category", "model_a", "model_b", "outcome")
         .annotate(n=Count("id"))
         .values_list("rater_kind", "category", "model_a", "model_b", "outcome", "n")
         .order_by()
     )
-    if not grouped:
-        return {}
+    if not grouped:  # a board of K-wise votes only has no pairwise votes
+        return defaultdict(AggregatedVotes.empty)
     frame = pd.DataFrame.from_records(
         grouped, columns=["kind", "category", "a", "b", "outcome", "n"]
     )
@@ -233,10 +252,13 @@ def _board_votes(task: str) -> dict[tuple[str, str], AggregatedVotes]:
     kinds, categories = frame["kind"].to_numpy(), frame["category"].to_numpy()
     a_ids, b_ids = frame["a"].to_numpy(np.int64), frame["b"].to_numpy(np.int64)
     outcomes, counts = frame["outcome"], frame["n"].to_numpy(np.int64)
-    return {
-        (kind, category): _as_votes(a_ids[m], b_ids[m], outcomes[m], counts[m], names)
-        for kind, category, m in _board_keys(kinds, categories)
-    }
+    return defaultdict(
+        AggregatedVotes.empty,
+        {
+            (kind, category): _as_votes(a_ids[m], b_ids[m], outcomes[m], counts[m], names)
+            for kind, category, m in _board_keys(kinds, categories)
+        },
+    )
 
 
 # --- style control, ties and rank robustness -------------------------------------------------
@@ -512,6 +534,10 @@ def refresh_rating_snapshots(
 def _store(
     board: _Board, votes: AggregatedVotes, options: BradleyTerryOptions, method: dict
 ) -> RatingSnapshot:
+    # K-wise votes on this board: one Plackett–Luce fit of them and the pairwise votes.
+    ranked = kwise_votes(task=board.task, category=board.category, rater_kind=board.rater_kind)
+    if ranked.n_battles:
+        return _store_plackett_luce(board, votes, ranked, options, method)
     fit = fit_bradley_terry(votes, options)
     elo = recent_elo(
         task=board.task, category=board.category, rater_kind=board.rater_kind, options=options
@@ -596,3 +622,144 @@ def snapshot_history(
         task=task, category=category, rater_kind=rater_kind
     ).order_by("-computed_at", "-id")[:limit]
     return list(reversed(newest))
+
+
+# --- K-wise votes: gathered apart from pairwise ones, fitted by Plackett–Luce ---------------
+
+
+def kwise_votes(
+    *, task: str, category: str = "", rater_kind: str | None = RaterKind.HUMAN
+) -> RankedVotes:
+    """K-wise votes (rankings and best-of-K picks) of a board as RankedVotes named by slug,
+    grouped in SQL by (kind, ranking); raters excluded by the outlier test left out."""
+    _check_task(task)
+    votes = counted_votes(task).exclude(kind=VoteKind.PAIR)
+    if category:
+        votes = votes.filter(category=category)
+    if rater_kind is not None:
+        _check_rater_kind(rater_kind)
+        votes = votes.filter(rater_kind=rater_kind)
+    grouped = _grouped(
+        votes.values("kind", "ranking")
+        .annotate(n=Count("id"))
+        .values_list("kind", "ranking", "n")
+        .order_by()
+    )
+    if not grouped:
+        return RankedVotes.empty()
+    names = _model_names({pk for _, ranking, _ in grouped for pk in ranking})
+    return RankedVotes.from_battles(
+        [[names[pk][0] for pk in ranking] for _, ranking, _ in grouped],
+        [kind for kind, _, _ in grouped],
+        [n for _, _, n in grouped],
+    )
+
+
+def plackett_luce_options(options: BradleyTerryOptions) -> PlackettLuceOptions:
+    """The Plackett–Luce options matching the board's Bradley–Terry options (same scale, ties)."""
+    return PlackettLuceOptions(
+        scale=options.scale,
+        base=options.base,
+        init_rating=options.init_rating,
+        tie_weight=options.tie_weight,
+        both_bad=options.both_bad,
+        significance=options.significance,
+        prior_sd=options.prior_sd,
+    )
+
+
+def board_plackett_luce(
+    pairwise: AggregatedVotes, ranked: RankedVotes, options: BradleyTerryOptions
+) -> PlackettLuceFit:
+    """One Plackett–Luce likelihood over a board's pairwise votes and K-wise battles."""
+    return fit_plackett_luce(RankedVotes.concat(pairwise, ranked), plackett_luce_options(options))
+
+
+def plackett_luce_payload(
+    fit: PlackettLuceFit, votes: RankedVotes, *, display_names: dict[str, str]
+) -> tuple[list[dict], dict]:
+    """(rows, extra) of a snapshot from a Plackett–Luce fit, in the Bradley–Terry rows' schema:
+    votes = battles a model was shown in, wins = ranked (or picked) first. Matrices count the
+    pairwise preferences the battles imply (a ranking: each model over every later one; a
+    best-of-K pick: the winner over each other model)."""
+    rows = []
+    for row in fit.table():
+        battles, wins, ties = row.pop("battles"), row["wins"], row["ties"]
+        rows.append(
+            {
+                **row,
+                "votes": battles,
+                "losses": battles - wins - ties,
+                "win_rate": (wins + 0.5 * ties) / battles if battles else None,
+                "display_name": display_names.get(row["model"], row["model"]),
+                "elo": None,
+            }
+        )
+    n = len(fit.models)
+    index = np.array([fit.models.index(m) for m in votes.models] + [-1], dtype=np.int64)
+    won, tied = np.zeros((n, n)), np.zeros((n, n))
+    rows_of = zip(votes.order, votes.size, votes.kind, votes.count, strict=True)
+    for order, size, kind, count in rows_of:
+        shown = index[order[:size]]
+        if kind in (PAIR_TIE, PAIR_BOTH_BAD):
+            tied[shown[0], shown[1]] += count
+            tied[shown[1], shown[0]] += count
+            continue
+        for i in range(1 if kind == TOP1 else size - 1):
+            for j in range(i + 1, size):
+                won[shown[i], shown[j]] += count
+    count = won + won.T + tied
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = (won + 0.5 * tied) / count
+    predicted = 1.0 / (1.0 + np.exp(-(fit.theta[:, None] - fit.theta[None, :])))
+    np.fill_diagonal(predicted, np.nan)
+    idx = np.array([fit.models.index(row["model"]) for row in rows], dtype=np.int64)
+
+    def as_json(matrix: np.ndarray) -> list[list[float | None]]:
+        sub = matrix[np.ix_(idx, idx)]
+        out = np.round(sub, 6).astype(object)
+        out[np.isnan(sub)] = None
+        return out.tolist()
+
+    extra: dict = {
+        "models": [row["model"] for row in rows],
+        "win_rate_matrix": as_json(rate),
+        "count_matrix": count[np.ix_(idx, idx)].astype(np.int64).tolist(),
+        "predicted_matrix": as_json(predicted),
+        "flags": list(fit.flags),
+        "fit": "plackett_luce",
+        "fit_method": fit.method,
+        "kwise_battles": int(votes.count[votes.size > 2].sum()),
+    }
+    if fit.components:
+        extra["components"] = fit.components
+    return rows, extra
+
+
+def _store_plackett_luce(
+    board: _Board,
+    pairwise: AggregatedVotes,
+    ranked: RankedVotes,
+    options: BradleyTerryOptions,
+    method: dict,
+) -> RatingSnapshot:
+    """A board with K-wise votes: its snapshot from board_plackett_luce. `method` (the board's
+    Bradley–Terry options, so the unchanged-board check holds) is stored as is; the fit's own
+    method is in extra["fit_method"]."""
+    fit = board_plackett_luce(pairwise, ranked, options)
+    merged = RankedVotes.concat(pairwise, ranked)
+    display = dict(
+        GenerativeModel.objects.filter(slug__in=fit.models).values_list("slug", "display_name")
+    )
+    rows, extra = plackett_luce_payload(fit, merged, display_names=display)
+    extra["last_vote_id"] = board.last_vote_id
+    extra["elo_votes"] = 0
+    return RatingSnapshot.objects.create(
+        task=board.task,
+        category=board.category,
+        rater_kind=board.rater_kind,
+        n_votes=board.n_votes,
+        method=method,
+        rows=rows,
+        extra=extra,
+    )
