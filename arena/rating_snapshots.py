@@ -285,10 +285,11 @@ def style_votes(
     """Votes of a board with each side's ``Sample.covariates`` (the named keys), for style
     control. Two queries whatever the number of votes: a GROUP BY (model_a, model_b, outcome,
     sample_a, sample_b) with counts and the covariates of the samples involved. A vote whose
-    samples lack a named covariate (or hold a non-number) is skipped and counted."""
+    samples lack a named covariate (or hold a non-number) is skipped and counted. The votes
+    are those of ``stored_votes``: pairwise, none of raters excluded by the outlier test."""
     _check_task(task)
     names = tuple(covariates)
-    votes = Vote.objects.filter(task=task)
+    votes = counted_votes(task).filter(kind=VoteKind.PAIR)  # as stored_votes
     if category:
         votes = votes.filter(category=category)
     if rater_kind is not None:

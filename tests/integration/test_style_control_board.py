@@ -18,7 +18,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
-from arena.models import Battle, Rater, RatingSnapshot, Vote
+from arena.models import Battle, Rater, RaterFlag, RatingSnapshot, Vote
 from arena.rating_snapshots import (
     davidson_options,
     latest_snapshot,
@@ -80,8 +80,9 @@ class Board:
                 sample.refresh_from_db()
             self.samples[slug].append(sample)
 
-    def vote(self, n: int, seed: int, slugs=None, tie_rate: float = 0.0) -> int:
+    def vote(self, n: int, seed: int, slugs=None, tie_rate: float = 0.0, rater=None) -> int:
         """n simulated votes between random pairs of `slugs`; returns how many were stored."""
+        rater = rater or self.rater
         rng = np.random.default_rng(seed)
         slugs = slugs or list(MODELS)
         now = timezone.now()
@@ -106,7 +107,7 @@ class Board:
                 prompt=prompt,
                 sample_a=sa,
                 sample_b=sb,
-                served_to=self.rater,
+                served_to=rater,
                 served_at=now,
                 expires_at=now + timedelta(minutes=30),
             )
@@ -115,7 +116,7 @@ class Board:
         Vote.objects.bulk_create(
             Vote(
                 battle=battle,
-                rater=self.rater,
+                rater=rater,
                 outcome=outcome,
                 task=TASK,
                 category="c",
@@ -191,6 +192,17 @@ def test_votes_on_samples_without_covariates_are_skipped_and_counted(board, sett
     assert body["style"]["skipped_votes"] == 200
     html = Client().get(f"/leaderboard/{TASK}/").content.decode()
     assert "200 votes whose samples lack a covariate are left out" in html
+
+
+def test_votes_of_excluded_raters_stay_out_of_style_control(board):
+    spammer = Rater.objects.create(kind="human")
+    board.vote(400, seed=5, rater=spammer)
+    RaterFlag.objects.create(
+        rater=spammer, decision="flagged", checked_at=timezone.now(), excluded=True
+    )
+    refresh_rating_snapshots(task=TASK)
+    style = latest_snapshot(task=TASK).extra["style"]
+    assert style["total_votes"] == 3000 and style["n_votes"] == 3000
 
 
 def test_too_few_votes_with_covariates_means_no_style_column(board, settings):
