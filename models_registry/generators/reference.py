@@ -98,11 +98,13 @@ REFERENCE_SPECS: tuple[ReferenceSpec, ...] = (
         display_name="Reference VE-SDE score model (PC sampler)",
         paradigm="score",
         description="Variance-exploding SDE trained by denoising score matching on a "
-        "32-channel U-Net; predictor–corrector sampler, 100 levels, CFG 3.",
-        steps=800,
-        channels=32,
+        "48-channel U-Net, noise levels drawn log-normally (EDM); predictor–corrector sampler, "
+        "100 levels, CFG 3.",
+        steps=1500,
+        channels=48,
         schedule={"sigma_min": 0.01, "sigma_max": 50.0},
         sampler={"name": "ve-pc", "steps": 100, "guidance_scale": 3.0, "snr": 0.16},
+        log_sigma=(0.0, 1.2),
     ),
     ReferenceSpec(
         slug="ref-video-flow",
