@@ -36,7 +36,8 @@ def test_jobs_come_in_training_order(settings, tmp_path):
     settings.CLIP_WEIGHTS_PATH = tmp_path / "clip.safetensors"
     slugs = [job["slug"] for job in demo_seed_jobs()]
     assert slugs[0] == "demo-clip"  # every model's CLIP metrics need it
-    assert slugs[1] == FAST  # the fastest model publishes first
+    # The fastest models publish first (both under-trained ones, 60 and 80 steps).
+    assert slugs[1:3] == ["ref-video-undertrained", FAST]
     assert slugs.index("ref-rectified-flow") < slugs.index(STUDENT)
     settings.CLIP_WEIGHTS_PATH = None
     assert "demo-clip" not in [job["slug"] for job in demo_seed_jobs()]

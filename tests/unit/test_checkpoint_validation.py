@@ -429,9 +429,10 @@ def test_video_config_is_accepted():
 def test_version_generator_config_is_merged_by_the_loaders_rules():
     summary, _ = validate(archive_bytes(native_files()))
     config = native_generator_config(
-        summary, task="text-to-image", overrides={"sampler": {"name": "ddpm"}, "steps": 7}
+        summary, task="text-to-image", overrides={"sampler": {"name": "ddim"}, "steps": 7}
     )
-    assert config["sampler"] == {"name": "ddpm", "steps": 7, "guidance_scale": 3.0}
+    # Another sampler keeps the checkpoint's guidance scale (ref-ddpm: ancestral, CFG 5).
+    assert config["sampler"] == {"name": "ddim", "steps": 7, "guidance_scale": 5.0}
     for overrides, fragment in [
         ({"steps": 2000}, "sampler.steps must be an integer in [1, 1000], got 2000"),
         ({"sampler": "euler"}, "sampler.name 'euler' does not fit paradigm 'diffusion'"),
