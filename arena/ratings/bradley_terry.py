@@ -250,6 +250,27 @@ def _sandwich_covariance(
     return 0.5 * (cov + cov.T)
 
 
+def _plain(value):
+    """A numpy scalar as the Python number it holds; a tuple of flags as a list."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return list(value) if isinstance(value, tuple | list) else value
+
+
+def counts(values) -> np.ndarray:
+    """A count column (votes, wins, ranks) as integers, as tables show it."""
+    return np.asarray(values).astype(np.int64)
+
+
+def rating_rows(models, order, columns: dict) -> list[dict]:
+    """Table rows of a fit: {"model": ..., <column>: value, ...} for each model index in `order`,
+    with numpy values as plain Python numbers (the shape every fit's ``table()`` returns)."""
+    return [
+        {"model": models[i], **{name: _plain(values[i]) for name, values in columns.items()}}
+        for i in order
+    ]
+
+
 @dataclass
 class BradleyTerryFit:
     """A fitted leaderboard; arrays are [n_models] in ``models`` order (not sorted)."""
@@ -286,27 +307,27 @@ class BradleyTerryFit:
     def table(self) -> list[dict]:
         """Rows sorted by rating desc: model, rating, lower, upper, variance, votes, rank, rank_ub,
         wins, losses, ties, win_rate, flags."""
-        out = []
-        for i in self.order:
-            votes = int(self.votes[i])
-            out.append(
-                {
-                    "model": self.models[i],
-                    "rating": float(self.ratings[i]),
-                    "lower": float(self.lower[i]),
-                    "upper": float(self.upper[i]),
-                    "variance": float(self.variance[i]),
-                    "votes": votes,
-                    "rank": int(self.rank[i]),
-                    "rank_ub": int(self.rank_ub[i]),
-                    "wins": int(self.wins[i]),
-                    "losses": int(self.losses[i]),
-                    "ties": int(self.ties[i]),
-                    "win_rate": (self.wins[i] + 0.5 * self.ties[i]) / votes if votes else None,
-                    "flags": list(self.model_flags[i]),
-                }
-            )
-        return out
+        votes = np.asarray(self.votes)
+        played = (self.wins + 0.5 * self.ties) / np.where(votes > 0, votes, 1)
+        win_rate = [float(r) if v else None for r, v in zip(played, votes, strict=True)]
+        return rating_rows(
+            self.models,
+            self.order,
+            {
+                "rating": self.ratings,
+                "lower": self.lower,
+                "upper": self.upper,
+                "variance": self.variance,
+                "votes": counts(votes),
+                "rank": counts(self.rank),
+                "rank_ub": counts(self.rank_ub),
+                "wins": counts(self.wins),
+                "losses": counts(self.losses),
+                "ties": counts(self.ties),
+                "win_rate": win_rate,
+                "flags": self.model_flags,
+            },
+        )
 
     def matrices(self) -> dict[str, list[list[float | None]]]:
         """Observed win rate, battle count and predicted win probability, in ``order``.

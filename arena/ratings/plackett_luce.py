@@ -40,6 +40,7 @@ import scipy.sparse.linalg
 from scipy.stats import norm
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
+from arena.ratings.bradley_terry import counts, rating_rows
 from arena.ratings.votes import BOTH_BAD, MODEL_B, TIE, AggregatedVotes, VoteFormatError
 
 # Battle kinds.
@@ -561,22 +562,22 @@ class PlackettLuceFit:
     def table(self) -> list[dict]:
         """Rows sorted by rating desc: model, rating, lower, upper, variance, battles, wins,
         ties, rank, rank_ub, flags."""
-        return [
+        return rating_rows(
+            self.models,
+            self.order,
             {
-                "model": self.models[i],
-                "rating": float(self.ratings[i]),
-                "lower": float(self.lower[i]),
-                "upper": float(self.upper[i]),
-                "variance": float(self.variance[i]),
-                "battles": int(self.battles[i]),
-                "wins": int(self.wins[i]),
-                "ties": int(self.ties[i]),
-                "rank": int(self.rank[i]),
-                "rank_ub": int(self.rank_ub[i]),
-                "flags": list(self.model_flags[i]),
-            }
-            for i in self.order
-        ]
+                "rating": self.ratings,
+                "lower": self.lower,
+                "upper": self.upper,
+                "variance": self.variance,
+                "battles": counts(self.battles),
+                "wins": counts(self.wins),
+                "ties": counts(self.ties),
+                "rank": counts(self.rank),
+                "rank_ub": counts(self.rank_ub),
+                "flags": self.model_flags,
+            },
+        )
 
 
 def fit_plackett_luce(

@@ -39,7 +39,9 @@ from arena.ratings.bradley_terry import (
     BradleyTerryFit,
     BradleyTerryOptions,
     _build_problem,
+    counts,
     rank_intervals,
+    rating_rows,
 )
 from arena.ratings.style import _hessian, _newton_rows, _Penalty, _Rows
 from arena.ratings.votes import MODEL_A, MODEL_B, AggregatedVotes, _outcome_codes
@@ -200,20 +202,20 @@ class PersonalRatings:
 
     def table(self) -> list[dict]:
         order = sorted(range(len(self.models)), key=lambda i: (-self.ratings[i], self.models[i]))
-        return [
+        return rating_rows(
+            self.models,
+            order,
             {
-                "model": self.models[i],
-                "rating": float(self.ratings[i]),
-                "lower": float(self.lower[i]),
-                "upper": float(self.upper[i]),
-                "consensus": float(self.consensus[i]),
-                "shift": float(self.shift[i]),
-                "rank": int(self.rank[i]),
-                "rank_ub": int(self.rank_ub[i]),
-                "votes": int(self.votes[i]),
-            }
-            for i in order
-        ]
+                "rating": self.ratings,
+                "lower": self.lower,
+                "upper": self.upper,
+                "consensus": self.consensus,
+                "shift": self.shift,
+                "rank": counts(self.rank),
+                "rank_ub": counts(self.rank_ub),
+                "votes": counts(self.votes),
+            },
+        )
 
 
 def personal_ratings(

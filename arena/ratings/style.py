@@ -41,7 +41,9 @@ from arena.ratings.bradley_terry import (
     _connectivity,
     _laplacian,
     _prior_precision,
+    counts,
     rank_intervals,
+    rating_rows,
 )
 from arena.ratings.votes import (
     BOTH_BAD,
@@ -372,18 +374,18 @@ class StyleControlFit:
     def table(self) -> list[dict]:
         """Rows sorted by style-controlled rating: model, rating, lower, upper, variance, rank,
         rank_ub."""
-        return [
+        return rating_rows(
+            self.models,
+            self.order,
             {
-                "model": self.models[i],
-                "rating": float(self.ratings[i]),
-                "lower": float(self.lower[i]),
-                "upper": float(self.upper[i]),
-                "variance": float(self.variance[i]),
-                "rank": int(self.rank[i]),
-                "rank_ub": int(self.rank_ub[i]),
-            }
-            for i in self.order
-        ]
+                "rating": self.ratings,
+                "lower": self.lower,
+                "upper": self.upper,
+                "variance": self.variance,
+                "rank": counts(self.rank),
+                "rank_ub": counts(self.rank_ub),
+            },
+        )
 
     def coefficient_table(self) -> list[dict]:
         """One row per covariate: beta (logits per sd), its CI, the same in rating points."""

@@ -44,7 +44,9 @@ from arena.ratings.bradley_terry import (
     _laplacian,
     _model_counts,
     _prior_precision,
+    counts,
     rank_intervals,
+    rating_rows,
 )
 from arena.ratings.votes import AggregatedVotes
 
@@ -277,22 +279,22 @@ class DavidsonFit:
         return float(pr[0]), float(pr[1]), float(pr[2])
 
     def table(self) -> list[dict]:
-        return [
+        return rating_rows(
+            self.models,
+            self.order,
             {
-                "model": self.models[i],
-                "rating": float(self.ratings[i]),
-                "lower": float(self.lower[i]),
-                "upper": float(self.upper[i]),
-                "variance": float(self.variance[i]),
-                "rank": int(self.rank[i]),
-                "rank_ub": int(self.rank_ub[i]),
-                "votes": int(self.votes[i]),
-                "wins": int(self.wins[i]),
-                "losses": int(self.losses[i]),
-                "ties": int(self.ties[i]),
-            }
-            for i in self.order
-        ]
+                "rating": self.ratings,
+                "lower": self.lower,
+                "upper": self.upper,
+                "variance": self.variance,
+                "rank": counts(self.rank),
+                "rank_ub": counts(self.rank_ub),
+                "votes": counts(self.votes),
+                "wins": counts(self.wins),
+                "losses": counts(self.losses),
+                "ties": counts(self.ties),
+            },
+        )
 
 
 def fit_davidson(votes: AggregatedVotes, options: DavidsonOptions | None = None) -> DavidsonFit:
