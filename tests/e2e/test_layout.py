@@ -11,10 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from django.utils import timezone
 
 from arena.judging import judge_rater
-from arena.models import Battle, Vote
 from arena.rating_snapshots import refresh_rating_snapshots
 from evaluation.metrics.catalogue import METRICS
 from evaluation.models import MetricResult
@@ -24,7 +22,7 @@ from tests.e2e.test_arena_browser import (  # noqa: F401 - fixtures
     allow_orm_beside_playwright,
     browser,
 )
-from tests.integration.arena_support import add_model, cast_votes, make_arena
+from tests.integration.arena_support import add_model, cast_votes, judge_vote, make_arena
 
 pytestmark = [
     pytest.mark.browser,
@@ -105,31 +103,12 @@ def demo_board(settings, tmp_path):
                 n=96,
             )
     judge = judge_rater(judge_name="synthetic-checker")
-    now = timezone.now()
     samples = [version.samples.first() for version in arena.versions]
     for k in range(40):
         a, b = samples[k % len(samples)], samples[(k * 3 + 1) % len(samples)]
         if a.version.model_id == b.version.model_id:
             continue
-        battle = Battle.objects.create(
-            token=f"layout-{k}",
-            task="text-to-image",
-            prompt=a.prompt,
-            sample_a=a,
-            sample_b=b,
-            served_to=judge,
-            served_at=now,
-            expires_at=now + timezone.timedelta(seconds=1),
-        )
-        Vote.objects.create(
-            battle=battle,
-            rater=judge,
-            rater_kind="judge",
-            outcome="model_a" if k % 3 else "model_b",
-            task="text-to-image",
-            model_a=a.version.model,
-            model_b=b.version.model,
-        )
+        judge_vote(judge, a, b, "model_a" if k % 3 else "model_b", token=f"layout-{k}")
     refresh_rating_snapshots(task="text-to-image")
     from models_registry.reference_training import training_jobs_queue
     from pipeline.seeding import demo_seed_jobs

@@ -160,3 +160,31 @@ def cast_votes(arena: Arena, n: int, strength: dict[int, int] | None = None) -> 
         if k % 7 == 3:
             outcome = "tie"
         services.vote_create(token=battle.token, rater_id=rater.id, outcome=outcome, ip_hash="")
+
+
+def judge_vote(judge, sample_a, sample_b, outcome: str, *, token: str):
+    """A judge's Battle and Vote on (sample_a, sample_b), as arena.judging stores them."""
+    from django.utils import timezone
+
+    from arena.models import Vote
+
+    now = timezone.now()
+    battle = Battle.objects.create(
+        token=token,
+        task=sample_a.version.model.task,
+        prompt=sample_a.prompt,
+        sample_a=sample_a,
+        sample_b=sample_b,
+        served_to=judge,
+        served_at=now,
+        expires_at=now + timedelta(seconds=1),
+    )
+    return Vote.objects.create(
+        battle=battle,
+        rater=judge,
+        rater_kind="judge",
+        outcome=outcome,
+        task=battle.task,
+        model_a=sample_a.version.model,
+        model_b=sample_b.version.model,
+    )

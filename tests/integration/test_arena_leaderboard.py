@@ -15,7 +15,7 @@ from arena.models import RatingSnapshot
 from arena.rating_snapshots import refresh_rating_snapshots
 from evaluation.models import MetricResult
 from pipeline.models import VersionStage
-from tests.integration.arena_support import add_model, cast_votes, make_arena
+from tests.integration.arena_support import add_model, cast_votes, judge_vote, make_arena
 
 pytestmark = pytest.mark.django_db
 
@@ -193,34 +193,19 @@ def test_a_board_without_any_vote_lists_every_published_model(settings):
 
 
 def test_judge_ratings_have_their_own_labelled_column(board):
-    from django.utils import timezone
 
     from arena.judging import judge_rater
-    from arena.models import Battle, Vote
 
     judge = judge_rater(judge_name="synthetic-checker")
-    now = timezone.now()
     strongest, weakest = board.models[2], board.models[0]
     sample_of = {v.model_id: v.samples.first() for v in board.versions[:3]}
     for k in range(6):
-        battle = Battle.objects.create(
+        judge_vote(
+            judge,
+            sample_of[strongest.pk],
+            sample_of[weakest.pk],
+            "model_a" if k < 5 else "model_b",
             token=f"judge-{k}",
-            task="text-to-image",
-            prompt=board.prompts[0],
-            sample_a=sample_of[strongest.pk],
-            sample_b=sample_of[weakest.pk],
-            served_to=judge,
-            served_at=now,
-            expires_at=now + timezone.timedelta(seconds=1),
-        )
-        Vote.objects.create(
-            battle=battle,
-            rater=judge,
-            rater_kind="judge",
-            outcome="model_a" if k < 5 else "model_b",
-            task="text-to-image",
-            model_a=strongest,
-            model_b=weakest,
         )
     human_before = RatingSnapshot.objects.filter(rater_kind="human").latest("computed_at").rows
     refresh_rating_snapshots(task="text-to-image")

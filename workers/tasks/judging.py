@@ -34,6 +34,18 @@ def gpu_judge_version(version_id: int, mode: str | None = None) -> dict:
     return _judge_version(version_id, mode, "local")
 
 
+def _battles_report(summary) -> dict:
+    """A battle-judging run's summary as the task's (JSON) result."""
+    return {
+        "judge": summary.judge,
+        "pairs": summary.pairs,
+        "unjudgeable": summary.unjudgeable,
+        "ok": summary.ok,
+        "failed": summary.failed,
+        "votes": summary.votes,
+    }
+
+
 @shared_task(name="workers.tasks.judge_battles")
 def judge_battles(task: str, backend: str | None = None, limit: int | None = None) -> dict:
     """Judge new human-served battles of `task` pairwise; votes go to the judge's rater."""
@@ -44,13 +56,7 @@ def judge_battles(task: str, backend: str | None = None, limit: int | None = Non
         summary = judge_battles_service(task=task, backend=backend, limit=limit)
     except JudgeNotConfigured as exc:
         return {"skipped": str(exc)}
-    return {
-        "judge": summary.judge,
-        "pairs": summary.pairs,
-        "ok": summary.ok,
-        "failed": summary.failed,
-        "votes": summary.votes,
-    }
+    return _battles_report(summary)
 
 
 @shared_task(name="workers.tasks.judge_sampled_battles")
@@ -63,11 +69,4 @@ def judge_sampled_battles(task: str, backend: str = "checker", n: int = 150) -> 
         summary = judge_sampled_battles_service(task=task, backend=backend, n=n)
     except JudgeNotConfigured as exc:
         return {"skipped": str(exc)}
-    return {
-        "judge": summary.judge,
-        "pairs": summary.pairs,
-        "unjudgeable": summary.unjudgeable,
-        "ok": summary.ok,
-        "failed": summary.failed,
-        "votes": summary.votes,
-    }
+    return _battles_report(summary)
