@@ -31,6 +31,19 @@ def clip_pair_scores(image_embeddings: torch.Tensor, text_embeddings: torch.Tens
     return 100.0 * (img * txt).sum(dim=-1).clamp_min(0.0)
 
 
+def student_t_mean(
+    n: int, total: float, total_sq: float, confidence: float
+) -> tuple[float, float | None, float | None]:
+    """(mean, lower, upper) of n scores from their sum and sum of squares: the Student-t
+    interval of the mean (no interval for a single score). Shared by every per-sample mean."""
+    mean = total / n
+    if n < 2:
+        return mean, None, None
+    var = max(total_sq - n * mean * mean, 0.0) / (n - 1)
+    half = float(scipy_stats.t.ppf(0.5 + confidence / 2, n - 1)) * math.sqrt(var / n)
+    return mean, mean - half, mean + half
+
+
 class CLIPScore(StreamingMetric):
     """Streaming mean of per-pair CLIP scores (constant memory; merge adds the sums exactly)."""
 
@@ -79,14 +92,7 @@ class CLIPScore(StreamingMetric):
     def compute(self) -> MetricValue:
         if self.n == 0:
             raise EmptyMetricError(f"{self.metric} needs at least one (image, prompt) pair")
-        mean = self.total / self.n
-        lower = upper = None
-        if self.n >= 2:
-            var = max(self.total_sq - self.n * mean * mean, 0.0) / (self.n - 1)
-            half = float(scipy_stats.t.ppf(0.5 + self.confidence / 2, self.n - 1)) * math.sqrt(
-                var / self.n
-            )
-            lower, upper = mean - half, mean + half
+        mean, lower, upper = student_t_mean(self.n, self.total, self.total_sq, self.confidence)
         return MetricValue(
             metric=self.metric,
             value=mean,

@@ -12,13 +12,12 @@ embedding.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy import stats as scipy_stats
 
+from evaluation.metrics.clip_score import student_t_mean
 from evaluation.metrics.contract import EmptyMetricError, StreamingMetric
 from evaluation.metrics.result import MetricValue
 from models_registry.generators.quality import SampleCheck, ShapeColourClassifier, check_samples
@@ -115,14 +114,9 @@ class PromptAgreement(StreamingMetric):
             if self.unparsed:
                 raise no_checkable_prompts(self.unparsed, metric=self.metric)
             raise EmptyMetricError(f"{self.metric} needs at least one (sample, prompt) pair")
-        mean = self.total / self.n
-        lower = upper = None
-        if self.n >= 2:
-            var = max(self.total_sq - self.n * mean * mean, 0.0) / (self.n - 1)
-            half = float(scipy_stats.t.ppf(0.5 + self.confidence / 2, self.n - 1)) * math.sqrt(
-                var / self.n
-            )
-            lower, upper = max(mean - half, 0.0), min(mean + half, 1.0)
+        mean, lower, upper = student_t_mean(self.n, self.total, self.total_sq, self.confidence)
+        if lower is not None:  # a share: the interval stays inside [0, 1]
+            lower, upper = max(lower, 0.0), min(upper, 1.0)
         details: dict[str, Any] = {
             "ci": "student-t on per-sample scores",
             "unparsed": self.unparsed,
