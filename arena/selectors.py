@@ -382,6 +382,19 @@ class Leaderboard:
 LEADERBOARD_VIEWS = ("", "style")
 
 
+# A published model without votes yet, as a board row (model and display_name filled in).
+UNRATED_ROW = {
+    "rank": None,
+    "rank_ub": None,
+    "rating": None,
+    "lower": None,
+    "upper": None,
+    "votes": 0,
+    "win_rate": None,
+    "no_votes": True,
+}
+
+
 def leaderboard(*, task: str, category: str = "", user=None, view: str = "") -> Leaderboard:
     """The leaderboard of (task, category): every published model the user may see.
 
@@ -406,37 +419,27 @@ def leaderboard(*, task: str, category: str = "", user=None, view: str = "") -> 
     board = Leaderboard(
         task=task, category=category, snapshot=snapshot, judge_snapshot=judge_snapshot, view=view
     )
-    published = (
+    snapshot_rows = snapshot.rows if snapshot else []
+    # One query: the task's models this user may see that are rated or published.
+    listed = (
         visible_models(user=user)
-        .filter(task=task, versions__status=VersionStatus.PUBLISHED)
+        .filter(task=task)
+        .filter(
+            Q(slug__in=[r["model"] for r in snapshot_rows])
+            | Q(versions__status=VersionStatus.PUBLISHED)
+        )
         .distinct()
         .order_by("display_name")
     )
-    visible = dict(
-        visible_models(user=user)
-        .filter(task=task)
-        .filter(Q(slug__in=[r["model"] for r in (snapshot.rows if snapshot else [])]))
-        .values_list("slug", "id")
-    )
-    rows = [dict(r) for r in (snapshot.rows if snapshot else []) if r["model"] in visible]
+    models = {model.slug: model for model in listed}
+    visible = {slug: model.id for slug, model in models.items()}
+    rows = [dict(r) for r in snapshot_rows if r["model"] in visible]
     rated = {row["model"] for row in rows}
-    for model in published:
-        visible[model.slug] = model.id
-        if model.slug not in rated:
-            rows.append(
-                {
-                    "model": model.slug,
-                    "display_name": model.display_name,
-                    "rank": None,
-                    "rank_ub": None,
-                    "rating": None,
-                    "lower": None,
-                    "upper": None,
-                    "votes": 0,
-                    "win_rate": None,
-                    "no_votes": True,
-                }
-            )
+    rows += [
+        {**UNRATED_ROW, "model": slug, "display_name": model.display_name}
+        for slug, model in models.items()
+        if slug not in rated
+    ]
     judged = {r["model"]: r for r in (judge_snapshot.rows if judge_snapshot else [])}
     if judge_snapshot is not None:
         board.judges = sorted(
