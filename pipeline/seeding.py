@@ -49,14 +49,16 @@ def demo_seed_start(*, quick: bool = False, only: list[str] | None = None) -> li
     is run again, which reuses the trained weights and restarts its pipeline.
     """
     rows = training_jobs_queue(jobs=demo_seed_jobs(quick=quick, only=only))
-    pending = [row.slug for row in rows if row.state != TrainingState.DONE]
-    for row in rows:
-        if row.state == TrainingState.DONE and row.version_id is not None:
-            version = row.version
-            if version.status != VersionStatus.PUBLISHED:  # e.g. stopped mid-pipeline
-                pending.append(row.slug)
-                TrainingJob.objects.filter(pk=row.pk).update(state=TrainingState.QUEUED)
-    pending.sort(key=[row.slug for row in rows].index)
+
+    def finished(row: TrainingJob) -> bool:
+        # Trained, and its version (if it has one) published: not stopped mid-pipeline.
+        return row.state == TrainingState.DONE and (
+            row.version is None or row.version.status == VersionStatus.PUBLISHED
+        )
+
+    todo = [row for row in rows if not finished(row)]
+    TrainingJob.objects.filter(pk__in=[row.pk for row in todo]).update(state=TrainingState.QUEUED)
+    pending = [row.slug for row in todo]
     if pending:
         work = chain(signature(TRAIN_TASK, args=[slug, quick], immutable=True) for slug in pending)
         transaction.on_commit(work.apply_async)

@@ -80,6 +80,10 @@ def test_wait_trains_evaluates_and_publishes_and_a_failure_is_shown(reference_di
     # A second seed reuses the trained and published model: nothing is queued for it again.
     assert demo_seed_start(quick=True, only=[FAST]) == []
     assert ModelVersion.objects.filter(model__slug=FAST).count() == 1
+    # A model stopped mid-pipeline (its version not published) is queued again.
+    ModelVersion.objects.filter(model__slug=FAST).update(status=VersionStatus.EVALUATING)
+    assert demo_seed_start(quick=True, only=[FAST]) == [FAST]
+    assert TrainingJob.objects.get(slug=FAST).state == TrainingState.QUEUED
 
 
 @pytest.mark.django_db
