@@ -124,3 +124,17 @@ def test_a_training_worker_trains_while_the_pipeline_worker_evaluates(
     received = "Task workers.tasks.train_model["  # the worker logs every task it receives
     assert received in celery_workers.log("trainer")
     assert received not in celery_workers.log("pipeline")
+
+
+def test_beat_sends_the_checker_judge_to_every_task_in_the_demo(settings):
+    from config.celery import app
+    from models_registry.generators.tasks import TASK_NAMES
+    from workers import tasks  # noqa: F401 - registers the task names
+
+    assert settings.JUDGE_CHECKER_PAIRS > 0  # the demo's default (DEBUG when settings load)
+    for task in TASK_NAMES:
+        entry = settings.CELERY_BEAT_SCHEDULE[f"judge-checker-{task}"]
+        assert entry["args"] == [task, "checker", settings.JUDGE_CHECKER_PAIRS]
+        assert entry["task"] in app.tasks  # the name beat sends is a registered task
+    train = app.amqp.router.route({}, "workers.tasks.train_model")
+    assert train["queue"].name == "training"  # the demo's trainer, never the pipeline worker
