@@ -43,6 +43,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, interval=2.0, once=False, stay=False, **options):
         shown: list[str] = []
+        shown_states: list[tuple] | None = None
         last_print = 0.0
         while True:
             rows = training_progress()
@@ -50,12 +51,12 @@ class Command(BaseCommand):
             lines = [progress_line(r, width) for r in rows]
             # Print when a state changes, or at most once a minute while the numbers move.
             states = [(r["slug"], r["state"], r["version_status"]) for r in rows]
-            changed = states != getattr(self, "_states", None)
+            changed = states != shown_states
             if once or changed or (lines != shown and time.monotonic() - last_print >= 60):
                 self.stdout.write("\n".join(lines) if lines else "nothing to train")
                 self.stdout.write("")
                 self.stdout.flush()
-                shown, last_print, self._states = lines, time.monotonic(), states
+                shown, last_print, shown_states = lines, time.monotonic(), states
             if once:
                 return
             if rows and training_finished(rows):
