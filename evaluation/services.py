@@ -591,10 +591,12 @@ DEMO_CLIP_STEPS = 400
 
 def demo_clip_job_spec(*, quick: bool = False) -> dict:
     """The training job of the demo CLIP (CLIP score, CMMD and FD-on-CLIP in the demo)."""
+    from models_registry.models import TrainingKind
+
     return {
         "slug": DEMO_CLIP_JOB,
         "label": "Demo CLIP (for CLIP score, CMMD and FD on CLIP)",
-        "kind": "backbone",
+        "kind": TrainingKind.BACKBONE,
         "total": 20 if quick else DEMO_CLIP_STEPS,
     }
 

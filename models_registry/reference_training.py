@@ -48,7 +48,7 @@ def training_jobs_queue(*, jobs: list[dict]) -> list[TrainingJob]:
         if not created:
             row.label, row.kind, row.task = job["label"], job["kind"], job.get("task", "")
             row.position = position
-            if row.state != TrainingState.DONE:
+            if row.state != TrainingState.DONE:  # queued again, from the start
                 row.state, row.step, row.total, row.message = (
                     TrainingState.QUEUED,
                     0,
