@@ -159,7 +159,8 @@ def _laplacian(n: int, pa: np.ndarray, pb: np.ndarray, h: np.ndarray) -> scipy.s
     """sum_p h_p (e_a - e_b)(e_a - e_b)^T as a sparse [n, n] matrix."""
     rows = np.concatenate([pa, pb, pa, pb])
     cols = np.concatenate([pa, pb, pb, pa])
-    vals = np.concatenate([h, h, -h, -h])
+    # float even when h is empty (np.bincount of no rows is int64), so ridges can be added
+    vals = np.concatenate([h, h, -h, -h]).astype(np.float64, copy=False)
     return scipy.sparse.csr_matrix((vals, (rows, cols)), shape=(n, n))
 
 

@@ -230,6 +230,15 @@ def test_no_votes_and_one_model_do_not_crash():
     assert fit.table()[0]["rating"] == 1000.0 and fit.table()[0]["flags"] == ["no_votes"]
 
 
+def test_several_models_without_votes_are_flagged_not_crashed():
+    z = np.zeros(0, dtype=np.int64)
+    votes = AggregatedVotes(("a", "b", "c"), z, z, np.zeros(0, dtype=np.int8), z)
+    fit = fit_bradley_terry(votes)
+    assert fit.flags[0] == "no_votes" and "disconnected" in fit.flags
+    assert fit.model_flags == [["no_votes"]] * 3
+    assert (fit.ratings == 1000.0).all() and np.isfinite(fit.variance).all()
+
+
 def test_unknown_outcome_names_the_row_and_the_allowed_values():
     with pytest.raises(VoteFormatError) as err:
         AggregatedVotes.from_votes(["a", "a", "a"], ["b", "b", "b"], ["model_a", "tie", "draw"])
