@@ -1,14 +1,14 @@
 """Server-side SVG charts for the leaderboard (pure Python, no Django).
 
-Three small pictures: ratings with 95% intervals, the pairwise win-rate heatmap and ratings over
-time. Written as SVG strings rather than through a plotting library so a page renders in a few
+Small pictures: ratings with 95% intervals, the pairwise win-rate heatmap, ratings over time,
+quality against generation cost (with the Pareto frontier) and a model's steps sweep. Written as SVG strings rather than through a plotting library so a page renders in a few
 milliseconds, works without JavaScript and every mark carries a text label (no colour-only cue).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from html import escape
 
@@ -240,4 +240,214 @@ def rating_over_time(
             f'fill="{colour}">{escape(label)}</text></g>'
         )
     parts.append("</svg>")
+    return "".join(parts)
+
+
+def _log_ticks(lo: float, hi: float, base: int = 10) -> list[float]:
+    """Powers of `base` spanning [lo, hi] (lo, hi > 0)."""
+    first = math.floor(math.log(lo, base) + 1e-9)
+    last = math.ceil(math.log(hi, base) - 1e-9)
+    return [float(base) ** k for k in range(first, last + 1)]
+
+
+def _money(x: float) -> str:
+    return f"${x:.2g}" if x < 0.01 else f"${x:.2f}"
+
+
+def _log_x_frame(
+    *,
+    chart_id: str,
+    title: str,
+    x_range: tuple[float, float],
+    base: int,
+    x_tick: Callable[[float], str],
+    y_range: tuple[float, float],
+    box: tuple[int, int, int, int],
+    size: tuple[int, int],
+):
+    """The frame of a chart with a log-`base` x axis and a linear y axis: (x, y, parts) with the
+    scale functions and the opening SVG with grid lines and ticks. box: (left, top, plot_w,
+    plot_h); size: (width, height)."""
+    (lo_x, hi_x), (lo_y, hi_y) = x_range, y_range
+    left, top, plot_w, plot_h = box
+
+    def x(v: float) -> float:
+        return left + math.log(v / lo_x, base) / math.log(hi_x / lo_x, base) * plot_w
+
+    def y(v: float) -> float:
+        return top + (hi_y - v) / (hi_y - lo_y) * plot_h
+
+    width, height = size
+    parts = [
+        f'<svg class="chart" role="img" aria-labelledby="{chart_id}" viewBox="0 0 {width} '
+        f'{height}" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">',
+        f'<title id="{chart_id}">{escape(title)}</title>',
+    ]
+    for tick in _nice_ticks(lo_y, hi_y):
+        parts.append(
+            f'<line x1="{left}" y1="{_fmt(y(tick))}" x2="{left + plot_w}" y2="{_fmt(y(tick))}" '
+            f'class="grid"/><text x="{left - 6}" y="{_fmt(y(tick) + 4)}" text-anchor="end" '
+            f'class="tick">{tick:g}</text>'
+        )
+    for tick in _log_ticks(lo_x, hi_x, base=base):
+        if lo_x <= tick <= hi_x:
+            parts.append(
+                f'<line x1="{_fmt(x(tick))}" y1="{top}" x2="{_fmt(x(tick))}" '
+                f'y2="{top + plot_h}" class="grid"/><text x="{_fmt(x(tick))}" '
+                f'y="{top + plot_h + 16}" text-anchor="middle" class="tick">{x_tick(tick)}</text>'
+            )
+    return x, y, parts
+
+
+def quality_cost_plot(
+    points: Sequence[dict],
+    *,
+    quality_label: str,
+    direction: str = "higher",
+    title: str = "Quality against generation cost",
+) -> str:
+    """Scatter of quality (y) against $ per megapixel (x, log scale), every point labelled; the
+    Pareto-optimal points (`pareto`) are filled and joined by the frontier (a step line: the
+    best quality to be had at each cost). points: [{display_name, cost, quality, pareto}]."""
+    points = [p for p in points if p["cost"] > 0]
+    if not points:
+        return ""
+    left, top, bottom, plot_w, plot_h = 64, 24, 46, 520, 280
+    right = round(max(40.0, _labels_width(p["display_name"] for p in points) + 16))
+    costs = [p["cost"] for p in points]
+    lo_x, hi_x = min(costs) / 2, max(costs) * 2
+    values = [p["quality"] for p in points]
+    lo_y, hi_y = min(values), max(values)
+    pad = max((hi_y - lo_y) * 0.1, abs(hi_y) * 0.02, 1e-6)
+    lo_y, hi_y = lo_y - pad, hi_y + pad
+
+    width, height = left + plot_w + right, top + plot_h + bottom
+    x, y, parts = _log_x_frame(
+        chart_id="qc-title",
+        title=title,
+        x_range=(lo_x, hi_x),
+        base=10,
+        x_tick=_money,
+        y_range=(lo_y, hi_y),
+        box=(left, top, plot_w, plot_h),
+        size=(width, height),
+    )
+    front = sorted((p for p in points if p.get("pareto")), key=lambda p: p["cost"])
+    if front:
+        # Frontier as steps: from each optimal point, its quality holds until the next one.
+        path = []
+        for k, p in enumerate(front):
+            path.append((x(p["cost"]), y(p["quality"])))
+            if k + 1 < len(front):
+                path.append((x(front[k + 1]["cost"]), y(p["quality"])))
+        coords = " ".join(f"{_fmt(px)},{_fmt(py)}" for px, py in path)
+        parts.append(
+            f'<polyline points="{coords}" fill="none" stroke="{PALETTE[2]}" stroke-width="2" '
+            'stroke-dasharray="5 3" class="frontier"><title>Pareto frontier</title></polyline>'
+        )
+    arrow = "↑" if direction == "higher" else "↓"
+    for p in points:
+        px, py = x(p["cost"]), y(p["quality"])
+        name = escape(str(p["display_name"]))
+        optimal = bool(p.get("pareto"))
+        fill = PALETTE[2] if optimal else "#ffffff"
+        tip = f"{name}: {p['quality']:.4g} at {_money(p['cost'])} per megapixel" + (
+            " (Pareto-optimal)" if optimal else ""
+        )
+        parts.append(
+            f'<g class="{"pareto" if optimal else "dominated"}"><title>{tip}</title>'
+            f'<circle cx="{_fmt(px)}" cy="{_fmt(py)}" r="5" fill="{fill}" '
+            f'stroke="{PALETTE[2] if optimal else PALETTE[0]}" stroke-width="2"/>'
+            f'<text x="{_fmt(px + 8)}" y="{_fmt(py + 4)}" class="label">{name}'
+            f"{' ★' if optimal else ''}</text></g>"
+        )
+    parts.append(
+        f'<text x="{left + plot_w / 2}" y="{height - 6}" text-anchor="middle" class="axis">'
+        "$ per megapixel (median, log scale)</text>"
+        f'<text transform="translate(14,{top + plot_h / 2}) rotate(-90)" text-anchor="middle" '
+        f'class="axis">{escape(quality_label)} {arrow}</text></svg>'
+    )
+    return "".join(parts)
+
+
+def steps_sweep_plot(
+    series: dict[str, Sequence[dict]],
+    *,
+    quality_label: str,
+    title: str = "Quality against network evaluations per sample",
+) -> str:
+    """Lines of quality (y, with its interval as a bar) against NFE (x, log2 scale), one per
+    series, labelled at their end. series: label -> [{nfe, value, lower, upper}] by NFE (points
+    without a value are left out)."""
+    series = {
+        label: [p for p in pts if p.get("value") is not None] for label, pts in series.items()
+    }
+    series = {label: pts for label, pts in series.items() if pts}
+    if not series:
+        return ""
+    left, top, bottom, plot_w, plot_h = 56, 20, 46, 520, 260
+    right = round(max(60.0, _labels_width(series) + 16))
+    nfes = [p["nfe"] for pts in series.values() for p in pts]
+    lo_x, hi_x = min(nfes) / 1.5, max(nfes) * 1.5
+    values = [
+        v
+        for pts in series.values()
+        for p in pts
+        for v in (p["value"], p.get("lower"), p.get("upper"))
+        if v is not None
+    ]
+    lo_y, hi_y = min(values), max(values)
+    pad = max((hi_y - lo_y) * 0.08, 0.02)
+    lo_y, hi_y = lo_y - pad, hi_y + pad
+
+    width, height = left + plot_w + right, top + plot_h + bottom
+    x, y, parts = _log_x_frame(
+        chart_id="ss-title",
+        title=title,
+        x_range=(lo_x, hi_x),
+        base=2,
+        x_tick=lambda tick: f"{tick:g}",
+        y_range=(lo_y, hi_y),
+        box=(left, top, plot_w, plot_h),
+        size=(width, height),
+    )
+    dashes = ("", "6 3", "2 3", "8 3 2 3")
+    label_ys: list[float] = []  # end labels of lines that end together are stacked, not overlaid
+    for k, (label, pts) in enumerate(series.items()):
+        colour = PALETTE[k % len(PALETTE)]
+        dash = dashes[(k // len(PALETTE)) % len(dashes)]
+        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+        label_y = y(pts[-1]["value"]) + 4
+        while any(abs(label_y - used) < 13 for used in label_ys):
+            label_y += 13
+        label_ys.append(label_y)
+        coords = " ".join(f"{_fmt(x(p['nfe']))},{_fmt(y(p['value']))}" for p in pts)
+        marks = []
+        for p in pts:
+            px, py = x(p["nfe"]), y(p["value"])
+            steps = f", {p['steps']} steps" if p.get("steps") is not None else ""
+            tip = escape(f"{label}: {p['value']:.3g} at NFE {p['nfe']}{steps}")
+            bar = ""
+            if p.get("lower") is not None and p.get("upper") is not None:
+                bar = (
+                    f'<line x1="{_fmt(px)}" y1="{_fmt(y(p["lower"]))}" x2="{_fmt(px)}" '
+                    f'y2="{_fmt(y(p["upper"]))}" stroke="{colour}" class="interval"/>'
+                )
+            marks.append(
+                f"<g><title>{tip}</title>{bar}"
+                f'<circle cx="{_fmt(px)}" cy="{_fmt(py)}" r="3.5" fill="{colour}"/></g>'
+            )
+        last = pts[-1]
+        parts.append(
+            f'<g class="series"><polyline points="{coords}" fill="none" stroke="{colour}" '
+            f'stroke-width="2"{dash_attr}/>{"".join(marks)}'
+            f'<text x="{_fmt(x(last["nfe"]) + 8)}" y="{_fmt(label_y)}" '
+            f'class="label" fill="{colour}">{escape(label)}</text></g>'
+        )
+    parts.append(
+        f'<text x="{left + plot_w / 2}" y="{height - 6}" text-anchor="middle" class="axis">'
+        "NFE: network evaluations per sample (log₂ scale)</text>"
+        f'<text transform="translate(14,{top + plot_h / 2}) rotate(-90)" text-anchor="middle" '
+        f'class="axis">{escape(quality_label)}</text></svg>'
+    )
     return "".join(parts)

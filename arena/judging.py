@@ -75,6 +75,14 @@ def judge_rater(*, judge_name: str) -> Rater:
     return rater
 
 
+def judged_text(judge, prompt) -> str:
+    """The text a judge reads a sample against: an edit's target caption for the checker (it
+    reads an edited image as the scene it should show), the prompt's text otherwise."""
+    if isinstance(judge, CheckerJudge) and prompt.target_text:
+        return prompt.target_text
+    return prompt.text
+
+
 def _pair_key(prompt_id: int, sample_a_id: int, sample_b_id: int) -> tuple[int, int, int]:
     return (prompt_id, min(sample_a_id, sample_b_id), max(sample_a_id, sample_b_id))
 
@@ -129,7 +137,7 @@ def judge_battles(
         same_model = battle.sample_a.version.model_id == battle.sample_b.version.model_id
         if key in judged or key in todo or same_model or key in unjudgeable:
             continue
-        if can_judge is not None and not can_judge(battle.prompt.text):
+        if can_judge is not None and not can_judge(judged_text(judge, battle.prompt)):
             unjudgeable.add(key)
             continue
         todo[key] = battle
@@ -177,7 +185,7 @@ def judge_sampled_battles(
     by_prompt: dict[int, dict[int, list]] = {}
     unjudgeable = 0
     for sample in samples:
-        if can_judge is not None and not can_judge(sample.prompt.text):
+        if can_judge is not None and not can_judge(judged_text(judge, sample.prompt)):
             unjudgeable += 1
             continue
         by_prompt.setdefault(sample.prompt_id, {}).setdefault(sample.version.model_id, []).append(
@@ -226,11 +234,16 @@ def _judge_and_store(*, judge, rater: Rater, battles: list[Battle], summary, pro
     )
 
     def verdict_for(battle: Battle) -> Verdict:
+        if battle.prompt.source_image and not isinstance(judge, CheckerJudge):
+            return Verdict.failed(
+                "pairwise VLM verdicts on edits are not supported (the pairwise prompt shows no "
+                "source image); the checker judges edit pairs, the rubric judges single edits"
+            )
         try:
             a, b = judge_sample_of(battle.sample_a), judge_sample_of(battle.sample_b)
         except MediaError as exc:
             return Verdict.failed(f"cannot read a sample: {exc}")
-        return judge.pairwise(prompt=battle.prompt.text, a=a, b=b)
+        return judge.pairwise(prompt=judged_text(judge, battle.prompt), a=a, b=b)
 
     for battle, verdict in zip(battles, judge.map(verdict_for, battles), strict=True):
         judge_cache_flush(judge)

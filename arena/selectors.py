@@ -31,8 +31,14 @@ from arena.models import (
     Vote,
 )
 from arena.sampling import ELO_PER_LOGIT, ModelState, SamplingConfig
-from evaluation.metrics.catalogue import interval_of, ordered_metric_names
-from evaluation.models import MetricResult, Prompt, Sample
+from evaluation.metrics.catalogue import METRICS, interval_of, metric_heading, ordered_metric_names
+from evaluation.models import MetricResult, Prompt, Sample, VersionProvenance
+from evaluation.selectors import (
+    generation_summaries_by_model,
+    provenance_by_model,
+    steps_sweep_points,
+)
+from models_registry.generators.cost import GenerationSummary, pareto_front
 from models_registry.generators.tasks import task_spec
 from models_registry.models import (
     GenerativeModel,
@@ -41,6 +47,7 @@ from models_registry.models import (
     VersionStatus,
     Visibility,
 )
+from models_registry.selectors import version_generation_summary
 
 EXCLUDED_VERSION_STATUSES = (VersionStatus.REJECTED, VersionStatus.FAILED)
 LEADERBOARD_COLUMNS = (
@@ -217,6 +224,14 @@ def _laplace_covariance(snapshot, ids: dict[str, int], states: dict[int, ModelSt
 # --- battles -------------------------------------------------------------------------------
 
 
+def battle_source_prompt(*, token: str) -> tuple[Battle, Prompt] | None:
+    """An image-edit battle and the prompt whose source image it shows, or None."""
+    battle = Battle.objects.select_related("prompt").filter(token=token).first()
+    if battle is None or not battle.prompt.source_image:
+        return None
+    return battle, battle.prompt
+
+
 def battle_by_media_token(*, media_token: str) -> tuple[Battle, Sample] | None:
     """The battle and sample behind a per-battle opaque media id, or None."""
     battle = (
@@ -272,6 +287,33 @@ def battle_media_tokens(*, battle: Battle) -> list[str]:
         battle.media_token_b,
         *extra.values_list("media_token", flat=True),
     ]
+
+
+def voted_battle_sample(*, token: str, position: int) -> tuple[int, Sample] | None:
+    """(rater the battle was served to, its sample at `position` (0 = A)) of a battle that has
+    a vote; None before the vote or for a position it does not have."""
+    battle = (
+        Battle.objects.filter(token=token, vote__isnull=False)
+        .select_related("sample_a", "sample_b")
+        .first()
+    )
+    if battle is None:
+        return None
+    if position < 2:
+        return battle.served_to_id, (battle.sample_a, battle.sample_b)[position]
+    extra = BattleSample.objects.filter(battle=battle, position=position).select_related("sample")
+    row = extra.first()
+    return None if row is None else (battle.served_to_id, row.sample)
+
+
+def sample_for_page(*, public_id, user) -> Sample | None:
+    """A sample whose model the user may see and whose version is not rejected or failed."""
+    return (
+        Sample.objects.filter(public_id=public_id, version__model__in=visible_models(user=user))
+        .exclude(version__status__in=EXCLUDED_VERSION_STATUSES)
+        .select_related("version__model", "version__checkpoint", "prompt")
+        .first()
+    )
 
 
 def battle_media_sample(*, media_token: str) -> tuple[Battle, Sample] | None:
@@ -377,6 +419,8 @@ class Leaderboard:
     style_coefficients: list[dict[str, Any]] = field(default_factory=list)
     ties: dict[str, Any] = field(default_factory=dict)  # model ("half"/"davidson"), nu, CI, ...
     robustness: dict[str, Any] | None = None  # status, max_removals, max_models
+    # Quality against generation cost ($ per megapixel): quality_vs_cost()'s result, or None.
+    quality_cost: dict[str, Any] | None = None
 
 
 LEADERBOARD_VIEWS = ("", "style")
@@ -448,6 +492,8 @@ def leaderboard(*, task: str, category: str = "", user=None, view: str = "") -> 
             .distinct()
         )
     results = latest_metric_results(model_ids=list(visible.values()))
+    costs = generation_summaries_by_model(model_ids=list(visible.values()))
+    provenance = provenance_by_model(model_ids=list(visible.values()))
     # Metric columns in catalogue order (evaluation.metrics.catalogue).
     board.metrics = ordered_metric_names(m for by_name in results.values() for m in by_name)
     threshold = settings.ARENA_PROVISIONAL_VOTES
@@ -459,6 +505,10 @@ def leaderboard(*, task: str, category: str = "", user=None, view: str = "") -> 
         row["metrics"] = {
             name: metric_cell(by_name.get(name)) for name in board.metrics if name in by_name
         }
+        cost = costs.get(visible[row["model"]])
+        row["generation"] = generation_cell(*cost) if cost else None
+        checked = provenance.get(visible[row["model"]])
+        row["provenance"] = provenance_cell(checked) if checked else None
         judge_row = judged.get(row["model"])
         row["judge"] = (
             {key: judge_row.get(key) for key in ("rating", "lower", "upper", "votes")}
@@ -468,6 +518,7 @@ def leaderboard(*, task: str, category: str = "", user=None, view: str = "") -> 
     extra = (snapshot.extra or {}) if snapshot is not None else {}
     _attach_style_and_robustness(board, rows, snapshot, extra)
     board.rows = rows
+    board.quality_cost = quality_vs_cost(rows, board.metrics)
     if snapshot is None:
         return board
     names = list(extra.get("models") or [])
@@ -480,6 +531,100 @@ def leaderboard(*, task: str, category: str = "", user=None, view: str = "") -> 
     board.flags = [str(f) for f in (extra.get("flags") or [])]
     board.flag_notes = [FLAG_NOTES.get(flag, flag) for flag in board.flags if flag != "regularized"]
     return board
+
+
+PROVENANCE_KEYS = (
+    "version",
+    "samples_checked",
+    "raw_c2pa",
+    "raw_watermark",
+    "clean_bit_accuracy",
+    "jpeg75_bit_accuracy",
+    "resize_bit_accuracy",
+    "survives_jpeg75",
+    "survives_resize",
+)
+
+
+def provenance_cell(row) -> dict:
+    """The provenance column of one model (a VersionProvenance): what its own outputs carry and
+    whether our watermark survives JPEG q75 and a resize on them."""
+    return {
+        "version": row.version.tag,
+        "samples_checked": row.samples_checked,
+        "raw_c2pa": row.raw_c2pa > 0,
+        "raw_watermark": row.raw_watermark,
+        "clean_bit_accuracy": row.clean_bit_accuracy,
+        "jpeg75_bit_accuracy": row.jpeg75_bit_accuracy,
+        "resize_bit_accuracy": row.resize_bit_accuracy,
+        "survives_jpeg75": row.survives_jpeg75,
+        "survives_resize": row.survives_resize,
+        "threshold": (row.details or {}).get("threshold"),
+    }
+
+
+GENERATION_KEYS = (
+    "seconds_median",
+    "cost_per_sample_median",
+    "cost_per_megapixel_median",
+    "cost_per_video_second_median",
+    "device_name",
+    "dtype",
+    "nfe",
+    "n",
+)
+
+
+def generation_cell(version: ModelVersion, summary: GenerationSummary) -> dict[str, Any]:
+    """A board row's generation cost: the summary of the version it was measured on."""
+    return {"version": version.tag, **summary.as_dict()}
+
+
+def quality_vs_cost(rows: list[dict], metrics: list[str]) -> dict[str, Any] | None:
+    """Points (model, display_name, cost in $ per megapixel, quality, pareto) of the rows with
+    a generation cost, and the Pareto frontier (slugs by increasing cost). Quality is the
+    human rating when some such row is rated, else the first metric (catalogue order) with a
+    value; a lower-is-better metric's frontier prefers lower values. None without two
+    comparable points."""
+    priced = [
+        r
+        for r in rows
+        if r.get("generation") and r["generation"].get("cost_per_megapixel_median") is not None
+    ]
+    sources = [("rating", "Arena rating (Bradley–Terry)", "higher")]
+    sources += [(m, metric_heading(m), METRICS[m].direction) for m in metrics if m in METRICS]
+    for key, label, direction in sources:
+        points = []
+        for row in priced:
+            if key == "rating":
+                quality = None if row.get("no_votes") else row.get("rating")
+            else:
+                cell = row["metrics"].get(key) or {}
+                quality = cell.get("value") if cell.get("status") == "ok" else None
+            if quality is not None:
+                points.append(
+                    {
+                        "model": row["model"],
+                        "display_name": row.get("display_name") or row["model"],
+                        "cost": float(row["generation"]["cost_per_megapixel_median"]),
+                        "quality": float(quality),
+                    }
+                )
+        if len(points) < 2:
+            continue
+        sign = 1.0 if direction == "higher" else -1.0
+        front = pareto_front([(p["cost"], sign * p["quality"]) for p in points])
+        for i, point in enumerate(points):
+            point["pareto"] = i in front
+        return {
+            "quality": key,
+            "label": label,
+            "direction": direction,
+            "cost": "cost_per_megapixel_median",
+            "points": points,
+            "frontier": [points[i]["model"] for i in front],
+        }
+    return None
 
 
 STYLE_KEYS = ("rating", "lower", "upper", "rank", "rank_ub")
@@ -526,12 +671,15 @@ def leaderboard_fingerprint(*, task: str) -> str:
     """Everything a rendered leaderboard of `task` is made from, summarised in one query.
 
     The newest snapshot of the task (its board, history and categories), the task's models
-    (names, visibility) and the metric results: an equal fingerprint means an equal page for
+    (names, visibility), the metric results, the provenance checks and the newest sample (generation
+    cost): an equal fingerprint means an equal page for
     the same kind of viewer, so a cached page is never stale.
     """
     snapshots = RatingSnapshot._meta.db_table
     models, results = GenerativeModel._meta.db_table, MetricResult._meta.db_table
     versions = ModelVersion._meta.db_table
+    checks = VersionProvenance._meta.db_table  # the provenance column
+    samples = Sample._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT (SELECT MAX(id) FROM {snapshots} WHERE task = %s),"
@@ -540,7 +688,9 @@ def leaderboard_fingerprint(*, task: str) -> str:
             f" (SELECT MAX(updated_at) FROM {models} WHERE task = %s),"
             f" (SELECT COUNT(*) FROM {results}), (SELECT MAX(updated_at) FROM {results}),"
             f" (SELECT COUNT(*) FROM {versions} WHERE status = %s),"
-            f" (SELECT MAX(updated_at) FROM {versions})",
+            f" (SELECT MAX(updated_at) FROM {versions}),"
+            f" (SELECT COUNT(*) FROM {checks}), (SELECT MAX(checked_at) FROM {checks}),"
+            f" (SELECT MAX(id) FROM {samples})",  # new samples: the generation cost columns
             [task] * 4 + [VersionStatus.PUBLISHED],
         )
         return repr(cursor.fetchone())
@@ -634,6 +784,41 @@ def gallery_sample(*, model: GenerativeModel, public_id) -> Sample | None:
         .exclude(version__status__in=EXCLUDED_VERSION_STATUSES)
         .first()
     )
+
+
+def version_generation(*, versions: list[ModelVersion]) -> dict[int, dict[str, Any]]:
+    """{version id: its generation summary (as a dict)} for versions whose samples recorded
+    their generation time."""
+    out = {}
+    for version in versions:
+        summary = version_generation_summary(version=version)
+        if summary is not None:
+            out[version.id] = summary.as_dict()
+    return out
+
+
+def steps_sweep_series(*, model: GenerativeModel) -> dict[str, dict[str, list[dict]]]:
+    """The model's steps sweeps by metric: {metric: {"<tag> · <sampler>": [point]}}, points
+    {nfe, steps, value, lower, upper, status, n, seconds_per_sample} by NFE."""
+    out: dict[str, dict[str, list[dict]]] = {}
+    for point in steps_sweep_points(versions=model.versions.all()).select_related("version"):
+        label = f"{point.version.tag} · {point.sampler}"
+        out.setdefault(point.metric, {}).setdefault(label, []).append(
+            {
+                key: getattr(point, key)
+                for key in (
+                    "nfe",
+                    "steps",
+                    "value",
+                    "lower",
+                    "upper",
+                    "status",
+                    "n",
+                    "seconds_per_sample",
+                )
+            }
+        )
+    return out
 
 
 def metric_history(*, model: GenerativeModel) -> list[MetricResult]:

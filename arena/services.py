@@ -169,6 +169,14 @@ def rate_refusal(limit: rate_limits.Limit) -> ArenaRefusal:
     )
 
 
+def verify_rate_check(*, ip_hash: str) -> None:
+    """Count one /verify upload of this address; 429 over VERIFY_PER_MINUTE_PER_IP (each costs
+    a decode, a manifest read and watermark reads: ~0.1 s of CPU)."""
+    if ip_hash:
+        limit = rate_limits.Limit(f"verifications:ip:{ip_hash}", settings.VERIFY_PER_MINUTE_PER_IP)
+        check_rate_limits([limit], now=timezone.now())
+
+
 def battle_size(k) -> int:
     """The number of samples a battle request asks for (``?k=``): ARENA_KWISE_K when empty,
     else an integer from 2 to ARENA_KWISE_MAX_K; ArenaRefusal 400 otherwise."""
@@ -324,6 +332,7 @@ class CastVote:
     kind: str = VoteKind.PAIR
     lineup: tuple[RevealedModel, ...] = ()
     ranking: tuple[RevealedModel, ...] = ()
+    token: str = ""  # the battle's: the reveal links each sample's page through it
 
     def get_outcome_display(self) -> str:
         if self.kind == VoteKind.PAIR:
@@ -557,6 +566,7 @@ def vote_create(
         kind=str(kind),
         lineup=kwise.lineup if kwise else (model_a, model_b),
         ranking=kwise.ranked if kwise else (),
+        token=token,
     )
 
 
@@ -637,6 +647,16 @@ def battle_reveal(*, vote: CastVote) -> dict:
     """What the rater sees after voting: the models' names and pages (model_a / model_b, and
     `models` for every sample in display order; a K-wise vote adds `ranking`, best first)."""
     sides = {model: SIDES[k] for k, model in enumerate(vote.lineup)}
+    # Identity is known now: each sample's page (its signed, watermarked rendition) and C2PA
+    # manifest, through the battle's token so that voting reads nothing more.
+    samples = [
+        {
+            "side": SIDES[k],
+            "url": reverse("arena:battle-sample", args=[vote.token, SIDES[k]]),
+            "manifest_url": reverse("arena:battle-sample-manifest", args=[vote.token, SIDES[k]]),
+        }
+        for k in range(len(vote.lineup) if vote.token else 0)
+    ]
     out = {
         "outcome": vote.outcome,
         "kind": vote.kind,
@@ -644,12 +664,32 @@ def battle_reveal(*, vote: CastVote) -> dict:
         "model_a": _revealed(vote.model_a),
         "model_b": _revealed(vote.model_b),
         "models": [_revealed(model, side=sides[model]) for model in vote.lineup],
+        "samples": samples,
     }
     if vote.ranking:
         out["ranking"] = [
             _revealed(model, side=sides[model], rank=k + 1) for k, model in enumerate(vote.ranking)
         ]
     return out
+
+
+def battle_source_for(*, token: str, rater_id: int | None):
+    """The source image file an image-edit battle's samples edit (its prompt's), only for the
+    rater the battle was served to."""
+    found = selectors.battle_source_prompt(token=token)
+    if found is None or rater_id is None or found[0].served_to_id != rater_id:
+        raise ArenaRefusal(404, "unknown_media", "No such media.")
+    return found[1].source_image
+
+
+def voted_sample_for(*, token: str, side: str, rater_id: int | None) -> Sample:
+    """Sample `side` (A, B, ...) of a battle this rater has voted on; before the vote (or for
+    anyone else) it does not exist, so the reveal's links cannot unmask a running battle."""
+    position = SIDES.find(side) if len(side) == 1 else -1
+    found = selectors.voted_battle_sample(token=token, position=position) if position >= 0 else None
+    if found is None or rater_id is None or found[0] != rater_id:
+        raise ArenaRefusal(404, "unknown_sample", "No such sample.")
+    return found[1]
 
 
 def battle_media_for(*, media_token: str, rater_id: int | None) -> Sample:

@@ -9,6 +9,7 @@ urlpatterns = [
     path("arena/<slug:task>/battles", views.battle_new, name="battle-new"),
     path("arena/battles/<str:token>/vote", views.vote, name="vote"),
     path("arena/media/<str:media_token>", views.battle_media, name="battle-media"),
+    path("arena/battles/<str:token>/source", views.battle_source, name="battle-source"),
     path("me/leaderboard/<slug:task>/", views.personal_board_page, name="personal-board"),
     path("maintainers/raters/", views.rater_flags_page, name="rater-flags"),
     path(
@@ -25,4 +26,15 @@ urlpatterns = [
         views.model_sample_media,
         name="model-sample",
     ),
+    path("samples/<uuid:public_id>/", views.sample_page, name="sample"),
+    path("samples/<uuid:public_id>/media", views.sample_media, name="sample-media"),
+    path("samples/<uuid:public_id>/manifest.json", views.sample_manifest, name="sample-manifest"),
+    path("arena/battles/<str:token>/reveal/<str:side>", views.battle_sample, name="battle-sample"),
+    path(
+        "arena/battles/<str:token>/reveal/<str:side>/manifest.json",
+        views.battle_sample,
+        {"manifest": True},
+        name="battle-sample-manifest",
+    ),
+    path("verify", views.verify_page, name="verify"),
 ]

@@ -11,6 +11,7 @@ from pathlib import PurePosixPath
 from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
 from django.http import (
     Http404,
     HttpRequest,
@@ -23,11 +24,12 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.csrf import ensure_csrf_cookie
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from arena import charts, rater_checks, selectors, services
 from arena.models import Battle, Outcome, Rater
 from arena.services import ArenaRefusal
+from evaluation import publication
 from evaluation.metrics.catalogue import metric_heading
 from models_registry.generators.tasks import task_spec
 from models_registry.models import Task
@@ -166,6 +168,12 @@ def battle_payload(battle: Battle) -> dict:
         "task": battle.task,
         "size": battle.size,
         "prompt": {"text": battle.prompt.text, "category": battle.prompt.category},
+        # Image editing: the source image both samples edit, shown above them.
+        "source": (
+            {"url": reverse("arena:battle-source", args=[battle.token])}
+            if task_spec(battle.task).source_image
+            else None
+        ),
         "media_kind": str(kind),
         "media": [
             {"side": services.SIDES[k], "url": reverse("arena:battle-media", args=[media_token])}
@@ -265,13 +273,18 @@ def vote(request: HttpRequest, token: str) -> HttpResponse:
 
 def _stream_sample(sample) -> StreamingHttpResponse:
     """The sample's bytes with a content type from its extension and no name-bearing header."""
-    content_type = mimetypes.guess_type(PurePosixPath(sample.media.name).name)[0]
-    handle = sample.media.storage.open(sample.media.name, "rb")
+    return _stream_file(sample.media)
+
+
+def _stream_file(media) -> StreamingHttpResponse:
+    """A stored file's bytes with a content type from its extension and no name-bearing header."""
+    content_type = mimetypes.guess_type(PurePosixPath(media.name).name)[0]
+    handle = media.storage.open(media.name, "rb")
     response = StreamingHttpResponse(
         iter(lambda: handle.read(64 * 1024), b""),
         content_type=content_type or "application/octet-stream",
     )
-    response["Content-Length"] = str(sample.media.storage.size(sample.media.name))
+    response["Content-Length"] = str(media.storage.size(media.name))
     response["X-Content-Type-Options"] = "nosniff"
     response.close = handle.close  # closed when the server finishes the response
     return response
@@ -285,6 +298,18 @@ def battle_media(request: HttpRequest, media_token: str) -> HttpResponse:
     except ArenaRefusal as refusal:
         return refusal_response(request, refusal)
     response = _stream_sample(sample)
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@require_GET
+def battle_source(request: HttpRequest, token: str) -> HttpResponse:
+    """The source image of an image-edit battle (for the rater it was served to)."""
+    try:
+        source = services.battle_source_for(token=token, rater_id=request_rater_id(request))
+    except ArenaRefusal as refusal:
+        return refusal_response(request, refusal)
+    response = _stream_file(source)
     response["Cache-Control"] = "private, max-age=3600"
     return response
 
@@ -438,6 +463,17 @@ def leaderboard_page(request: HttpRequest, task: str) -> HttpResponse:
         "history_svg": mark_safe(
             charts.rating_over_time([snap["computed_at"] for snap in history], series)
         ),
+        "show_generation": any(row.get("generation") for row in board.rows),
+        "show_provenance": any(row.get("provenance") for row in board.rows),
+        "quality_cost_svg": mark_safe(
+            charts.quality_cost_plot(
+                board.quality_cost["points"],
+                quality_label=board.quality_cost["label"],
+                direction=board.quality_cost["direction"],
+            )
+            if board.quality_cost
+            else ""
+        ),
     }
     return render(request, "arena/leaderboard.html", context)
 
@@ -450,6 +486,8 @@ def _export_rows(board: selectors.Leaderboard) -> list[dict]:
         out["judge"] = row.get("judge")
         out["style"] = row.get("style")
         out["robustness"] = row.get("robustness")
+        out["generation"] = row.get("generation")
+        out["provenance"] = row.get("provenance")
         rows.append(out)
     return rows
 
@@ -477,6 +515,7 @@ def leaderboard_json(request: HttpRequest, task: str) -> JsonResponse:
             "style_coefficients": board.style_coefficients,
             "ties": board.ties,
             "robustness": board.robustness,
+            "quality_cost": board.quality_cost,
         }
     )
 
@@ -497,6 +536,8 @@ def leaderboard_csv(request: HttpRequest, task: str) -> HttpResponse:
             *(f"judge_{key}" for key in judge_keys),
             *(f"style_{key}" for key in selectors.STYLE_KEYS),
             "robustness",
+            *(f"generation_{key}" for key in selectors.GENERATION_KEYS),
+            *(f"provenance_{key}" for key in selectors.PROVENANCE_KEYS),
             "computed_at",
         ]
     )
@@ -513,6 +554,10 @@ def leaderboard_csv(request: HttpRequest, task: str) -> HttpResponse:
         style = row["style"] or {}
         cells.extend(style.get(key) for key in selectors.STYLE_KEYS)
         cells.append((row["robustness"] or {}).get("display"))
+        generation = row["generation"] or {}
+        cells.extend(generation.get(key) for key in selectors.GENERATION_KEYS)
+        provenance = row["provenance"] or {}
+        cells.extend(provenance.get(key) for key in selectors.PROVENANCE_KEYS)
         writer.writerow([*cells, computed])
     return response
 
@@ -530,9 +575,20 @@ def _model_or_404(request: HttpRequest, slug: str):
 @require_GET
 def model_page(request: HttpRequest, slug: str) -> HttpResponse:
     model = _model_or_404(request, slug)
+    sweeps = selectors.steps_sweep_series(model=model)
+    versions = selectors.model_versions(model=model)
     context = {
         "model": model,
-        "versions": selectors.model_versions(model=model),
+        "versions": versions,
+        "generation": selectors.version_generation(versions=versions),
+        "steps_sweeps": [
+            (
+                metric,
+                series,
+                mark_safe(charts.steps_sweep_plot(series, quality_label=metric_heading(metric))),
+            )
+            for metric, series in sweeps.items()
+        ],
         "gallery": selectors.sample_gallery(model=model),
         "metric_history": selectors.metric_history(model=model),
         "head_to_head": selectors.head_to_head(model=model, user=request.user),
@@ -546,6 +602,164 @@ def model_sample_media(request: HttpRequest, slug: str, public_id) -> HttpRespon
     sample = selectors.gallery_sample(model=model, public_id=public_id)
     if sample is None:
         raise Http404("No such sample.")
-    response = _stream_sample(sample)
+    return _published_response(request, sample)
+
+
+# --- provenance: sample pages, their signed media and manifest, /verify ---------------------
+
+
+def _published_response(request: HttpRequest, sample) -> HttpResponse:
+    """The sample's signed, watermarked rendition (made on first request)."""
+    try:
+        provenance = publication.sample_publish(sample=sample)
+    except ImproperlyConfigured as exc:
+        return refusal_response(request, ArenaRefusal(503, "provenance_unconfigured", str(exc)))
+    response = _stream_file(provenance.media)
     response["Cache-Control"] = "public, max-age=86400"
     return response
+
+
+def _sample_or_404(request: HttpRequest, public_id):
+    sample = selectors.sample_for_page(public_id=public_id, user=request.user)
+    if sample is None:
+        raise Http404("No such sample.")
+    return sample
+
+
+def manifest_payload(sample, provenance) -> dict:
+    """A published sample's provenance as JSON: its manifest, watermark id and links."""
+    return {
+        "sample": str(sample.public_id),
+        "model": sample.version.model.slug,
+        "version": sample.version.tag,
+        "page_url": reverse("arena:sample", args=[sample.public_id]),
+        "media_url": reverse("arena:sample-media", args=[sample.public_id]),
+        "sha256": provenance.sha256,
+        "watermark_id": f"{provenance.watermark_id:016x}" if provenance.watermarked else "",
+        "signed": provenance.signed,
+        "demo_signer": provenance.demo_signer,
+        "manifest": provenance.manifest,
+    }
+
+
+@require_GET
+def sample_page(request: HttpRequest, public_id) -> HttpResponse:
+    sample = _sample_or_404(request, public_id)
+    try:
+        provenance = publication.sample_publish(sample=sample)
+    except ImproperlyConfigured as exc:
+        return refusal_response(request, ArenaRefusal(503, "provenance_unconfigured", str(exc)))
+    return render(
+        request,
+        "arena/sample.html",
+        {
+            "sample": sample,
+            "provenance": provenance,
+            "payload": manifest_payload(sample, provenance),
+        },
+    )
+
+
+@require_GET
+def battle_sample(request: HttpRequest, token: str, side: str, manifest: bool = False):
+    """After the vote: the rater's way from a revealed battle to a sample's page or manifest."""
+    try:
+        sample = services.voted_sample_for(
+            token=token, side=side, rater_id=request_rater_id(request)
+        )
+    except ArenaRefusal as refusal:
+        return refusal_response(request, refusal)
+    name = "arena:sample-manifest" if manifest else "arena:sample"
+    return HttpResponseRedirect(reverse(name, args=[sample.public_id]))
+
+
+@require_GET
+def sample_media(request: HttpRequest, public_id) -> HttpResponse:
+    return _published_response(request, _sample_or_404(request, public_id))
+
+
+@require_GET
+def sample_manifest(request: HttpRequest, public_id) -> HttpResponse:
+    sample = _sample_or_404(request, public_id)
+    try:
+        provenance = publication.sample_publish(sample=sample)
+    except ImproperlyConfigured as exc:
+        return refusal_response(
+            request, ArenaRefusal(503, "provenance_unconfigured", str(exc)), json=True
+        )
+    return JsonResponse(manifest_payload(sample, provenance))
+
+
+def verification_payload(request: HttpRequest, result) -> dict:
+    """What /verify answers: manifest, watermark verdict and the sample page (when the user may
+    see the sample's model)."""
+    sample = None
+    if result.sample is not None:
+        sample = selectors.sample_for_page(public_id=result.sample.public_id, user=request.user)
+    return {
+        "image": result.image,
+        "manifest": result.manifest.as_dict(),
+        "watermark": result.watermark,
+        "sample": None
+        if sample is None
+        else {
+            "public_id": str(sample.public_id),
+            "model": sample.version.model.slug,
+            "model_name": sample.version.model.display_name,
+            "version": sample.version.tag,
+            "prompt": sample.prompt.text,
+            "seed": sample.seed,
+            "matched_by": result.matched_by,
+            "page_url": reverse("arena:sample", args=[sample.public_id]),
+            "manifest_url": reverse("arena:sample-manifest", args=[sample.public_id]),
+        },
+    }
+
+
+def verify_upload(request: HttpRequest) -> tuple[dict | None, publication.VerifyRefused | None]:
+    """(payload, None) for a readable upload in field "image", else (None, the refusal)."""
+    upload = request.FILES.get("image")
+    if upload is None:
+        return None, publication.VerifyRefused(
+            "image", "image: attach an image file (PNG, JPEG or WebP) in the field 'image'"
+        )
+    if upload.size > settings.VERIFY_MAX_BYTES:
+        return None, publication.VerifyRefused(
+            "image",
+            f"image: {upload.size} bytes is over the limit of {settings.VERIFY_MAX_BYTES} bytes",
+            status=413,
+        )
+    try:
+        result = publication.verify_image(data=upload.read())
+    except publication.VerifyRefused as refused:
+        return None, refused
+    return verification_payload(request, result), None
+
+
+@require_http_methods(["GET", "POST"])
+def verify_page(request: HttpRequest) -> HttpResponse:
+    """GET: the upload form; POST (multipart, field "image"): the verdict, as HTML or JSON."""
+    if request.method == "GET":
+        return render(request, "arena/verify.html", {"max_bytes": settings.VERIFY_MAX_BYTES})
+    try:
+        services.verify_rate_check(ip_hash=request_ip_hash(request))
+    except ArenaRefusal as refusal:
+        return refusal_response(request, refusal)
+    payload, refused = verify_upload(request)
+    if refused is not None:
+        if wants_json(request):
+            return JsonResponse(
+                {"error": "invalid_image", "field": refused.field, "message": refused.message},
+                status=refused.status,
+            )
+        return render(
+            request,
+            "arena/verify.html",
+            {"error": refused.message, "max_bytes": settings.VERIFY_MAX_BYTES},
+            status=refused.status,
+        )
+    if wants_json(request):
+        return JsonResponse(payload)
+    return render(
+        request, "arena/verify.html", {"result": payload, "max_bytes": settings.VERIFY_MAX_BYTES}
+    )

@@ -63,6 +63,9 @@ def main() -> None:
         if not is_trained(directory):
             print(f"{spec.slug}: not trained, skipped (run manage.py train_reference_models)")
             continue
+        if spec.edits:  # editors need source images: measured by the metrics stage instead
+            print(f"{spec.slug}: an image editor, skipped")
+            continue
         gen = load_generator(directory, device=args.device)
         sampler = gen.sampler
         prompts = [p for p, _ in benchmark_prompts(spec.task, 16)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from pathlib import Path
 
@@ -58,6 +60,30 @@ def env_list(name: str, default: list[str] | None) -> list[str] | None:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_number_map(name: str, default: dict[str, float]) -> dict[str, float]:
+    """`default` updated by a JSON object of name -> finite number >= 0 (e.g. prices)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return dict(default)
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        fail(name, f"expected a JSON object, got invalid JSON: {exc}")
+    if not isinstance(parsed, dict):
+        fail(name, f"expected a JSON object of name -> number, got {raw!r}")
+    for key, value in parsed.items():
+        if not key.strip():
+            fail(name, "keys must be non-empty")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value < 0
+        ):
+            fail(name, f"{key}: expected a number >= 0, got {value!r}")
+    return {**default, **{key.strip(): float(value) for key, value in parsed.items()}}
 
 
 def env_path(name: str) -> Path | None:

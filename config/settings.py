@@ -18,6 +18,7 @@ from config.env import (
     env_float,
     env_int,
     env_list,
+    env_number_map,
     env_path,
     env_str,
     fail,
@@ -299,6 +300,29 @@ GENERATOR_SEEDS_PER_PROMPT = env_int("GENERATOR_SEEDS_PER_PROMPT", 2)  # seeds 0
 SAMPLE_VIDEO_FPS = env_int("SAMPLE_VIDEO_FPS", 8)
 REFERENCE_MODELS_DIR = Path(env_str("REFERENCE_MODELS_DIR", str(VAR_DIR / "reference_models")))
 REFERENCE_MODELS_OWNER = env_str("REFERENCE_MODELS_OWNER", "reference-models")
+# Generation cost: $ per device-hour by device (models_registry.generators.cost). A GPU takes the
+# key whose words appear in its name ("A100" for "NVIDIA A100-SXM4-80GB"), else "cuda"; a CPU
+# worker "cpu". On-demand cloud list prices of 2025; override or add keys with a JSON object,
+# e.g. GENERATION_PRICES='{"H100": 1.99, "cpu": 0.05}'.
+GENERATION_PRICES = env_number_map(
+    "GENERATION_PRICES",
+    {
+        "cpu": 0.10,
+        "cuda": 2.00,
+        "H200": 3.50,
+        "H100": 2.50,
+        "A100": 1.50,
+        "L40S": 1.00,
+        "L40": 0.90,
+        "L4": 0.70,
+        "A10G": 1.00,
+        "A10": 0.75,
+        "T4": 0.35,
+        "V100": 0.90,
+        "RTX 4090": 0.70,
+        "RTX 3090": 0.40,
+    },
+)
 # Torch CPU threads of a training task (0: torch's default). The demo trains in the background
 # beside the evaluation worker, so half the cores each keeps both moving.
 TRAINING_THREADS = env_int("TRAINING_THREADS", max(1, (os.cpu_count() or 2) // 2))
@@ -319,6 +343,7 @@ PROMPT_CHECKER_WEIGHTS_PATH = env_path("PROMPT_CHECKER_WEIGHTS_PATH") or (
 METRICS_BY_TASK = {
     "text-to-image": env_list("METRICS_TEXT_TO_IMAGE", None),
     "text-to-video": env_list("METRICS_TEXT_TO_VIDEO", None),
+    "image-edit": env_list("METRICS_IMAGE_EDIT", None),
 }
 # Real reference media per task: a folder of PNG/JPEG (images) or MP4 (videos); empty = the
 # synthetic benchmark renders (METRICS_SYNTHETIC_REFERENCE_SIZE items, fixed seed).
@@ -334,6 +359,21 @@ METRICS_KID_SUBSETS = env_int("METRICS_KID_SUBSETS", 100)
 METRICS_KID_SUBSET_SIZE = env_int("METRICS_KID_SUBSET_SIZE", 1000)
 METRICS_BOOTSTRAP = env_int("METRICS_BOOTSTRAP", 100)  # CMMD bootstrap replicates
 METRICS_JACKKNIFE_GROUPS = env_int("METRICS_JACKKNIFE_GROUPS", 10)  # FD confidence interval
+# [provenance settings] (evaluation.provenance): published samples are signed with C2PA by this
+# PEM chain (end entity first) and key; unset, the self-signed demo chain under C2PA_DEMO_DIR
+# signs, which only C2PA_DEMO_SIGNER allows (default: DEBUG). Production without both refuses
+# to publish with an ImproperlyConfigured naming these settings.
+C2PA_SIGNING_CERT = env_path("C2PA_SIGNING_CERT")
+C2PA_SIGNING_KEY = env_path("C2PA_SIGNING_KEY")
+C2PA_DEMO_SIGNER = env_bool("C2PA_DEMO_SIGNER", default=DEBUG)
+C2PA_DEMO_DIR = Path(env_str("C2PA_DEMO_DIR", str(VAR_DIR / "c2pa-demo")))
+# Bit accuracy (of 64) from which a watermark counts as detected; chosen from the measured
+# false-positive rate on unwatermarked images (README, "Provenance").
+WATERMARK_THRESHOLD = env_float("WATERMARK_THRESHOLD", 0.875)
+VERIFY_MAX_BYTES = env_int("VERIFY_MAX_BYTES", 20 * 1024 * 1024)  # /verify uploads
+VERIFY_MAX_PIXELS = env_int("VERIFY_MAX_PIXELS", 40_000_000)
+VERIFY_PER_MINUTE_PER_IP = env_int("VERIFY_PER_MINUTE_PER_IP", 30)  # 0: no limit
+PROVENANCE_CHECK_SAMPLES = env_int("PROVENANCE_CHECK_SAMPLES", 4)  # per version, for the column
 # [arena settings]
 ARENA_MIN_VIEW_SECONDS = env_float("ARENA_MIN_VIEW_SECONDS", 2.0)  # before a vote is accepted
 ARENA_BATTLE_TTL_SECONDS = env_int("ARENA_BATTLE_TTL_SECONDS", 30 * 60)  # then votes are refused
@@ -429,7 +469,7 @@ if JUDGE_API_BASE_URL or JUDGE_LOCAL_VLM_PATH:
 JUDGE_CHECKER_PAIRS = env_int("JUDGE_CHECKER_PAIRS", 150 if DEBUG else 0)
 JUDGE_CHECKER_SECONDS = env_float("JUDGE_CHECKER_SECONDS", 120.0)
 if JUDGE_CHECKER_PAIRS > 0:
-    for _task in ("text-to-image", "text-to-video"):
+    for _task in ("text-to-image", "text-to-video", "image-edit"):
         CELERY_BEAT_SCHEDULE[f"judge-checker-{_task}"] = {
             "task": "workers.tasks.judge_sampled_battles",
             "schedule": JUDGE_CHECKER_SECONDS,

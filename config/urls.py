@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from arena import api as arena_api
 from config.health import healthz
 from evaluation import api as evaluation_api
 from models_registry import urls as registry_urls
@@ -27,6 +28,7 @@ api_v1_patterns = (
             pipeline_api.VersionStagesView.as_view(),
             name="version-stages",
         ),
+        path("verify", arena_api.VerifyView.as_view(), name="verify"),
     ],
     registry_urls.app_name,
 )

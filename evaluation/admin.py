@@ -1,6 +1,13 @@
 from django.contrib import admin
 
-from evaluation.models import MetricResult, Prompt, PromptSet, ReferenceSet, Sample
+from evaluation.models import (
+    MetricResult,
+    Prompt,
+    PromptSet,
+    ReferenceSet,
+    Sample,
+    StepsSweepPoint,
+)
 
 
 class PromptInline(admin.TabularInline):
@@ -23,8 +30,17 @@ class PromptAdmin(admin.ModelAdmin):
 
 @admin.register(Sample)
 class SampleAdmin(admin.ModelAdmin):
-    list_display = ["version", "prompt", "seed", "media_kind", "generation_seconds", "created_at"]
-    list_filter = ["media_kind"]
+    list_display = [
+        "version",
+        "prompt",
+        "seed",
+        "media_kind",
+        "generation_seconds",
+        "device_name",
+        "nfe",
+        "created_at",
+    ]
+    list_filter = ["media_kind", "device_kind", "dtype"]
     readonly_fields = ["public_id", "sha256"]
 
 
@@ -47,3 +63,9 @@ class MetricResultAdmin(admin.ModelAdmin):
         "weights_sha256",
     ]
     list_filter = ["metric", "status"]
+
+
+@admin.register(StepsSweepPoint)
+class StepsSweepPointAdmin(admin.ModelAdmin):
+    list_display = ["version", "metric", "sampler", "steps", "nfe", "status", "value", "n"]
+    list_filter = ["metric", "sampler", "status"]

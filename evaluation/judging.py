@@ -40,6 +40,7 @@ from evaluation.models import (
     MetricStatus,
     Sample,
 )
+from models_registry.generators.tasks import task_spec
 from models_registry.models import ModelVersion
 
 VLM_BACKENDS = ("api", "local")
@@ -211,6 +212,10 @@ def judge_sample_of(sample: Sample) -> JudgeSample:
                 images = [png_bytes(frame) for frame in frames]
             else:
                 images = [handle.read()]
+        source = None
+        if sample.prompt.source_image:  # an edit: the judge sees what it edits
+            with sample.prompt.source_image.open("rb") as handle:
+                source = handle.read()
     except OSError as exc:
         raise MediaError(f"cannot open {sample.media.name}: {exc}") from exc
     return JudgeSample(
@@ -218,6 +223,7 @@ def judge_sample_of(sample: Sample) -> JudgeSample:
         sha256=sample.sha256,
         images=images,
         video=sample.media_kind == MediaKind.VIDEO,
+        source=source,
     )
 
 
@@ -260,6 +266,8 @@ def judge_version_samples(
         raise JudgeUnsupported(CHECKER_SINGLE_SAMPLES)
     judge = judge or build_judge(backend=backend)
     local = isinstance(judge.backend, vqascore.LocalVLM)
+    if mode is None and task_spec(version.model.task).source_image:
+        mode = JudgeMode.RUBRIC  # VQAScore needs a prompt that describes the image
     mode = mode or default_mode("local" if local else "api")
     samples = list(Sample.objects.filter(version=version).select_related("prompt").order_by("id"))
     done = set()
@@ -276,6 +284,8 @@ def judge_version_samples(
     if progress and summary.skipped:
         progress(summary.skipped)
     cache_mode = vqascore.MODE if mode == JudgeMode.VQASCORE else rubric.MODE
+    if mode == JudgeMode.RUBRIC and task_spec(version.model.task).source_image:
+        cache_mode = rubric.EDIT_MODE
     judge_cache_preload(
         judge,
         (

@@ -32,6 +32,12 @@ class Prompt(models.Model):
     text = models.TextField()
     category = models.CharField(max_length=60, blank=True, db_index=True)
     position = models.PositiveIntegerField(default=0)
+    # Image editing (task image-edit): `text` is the instruction, `source_image` the PNG it
+    # edits; `source_text` / `target_text` caption the source and the exact target when they are
+    # scenes of the synthetic grammar (the oracle's edit metrics read them). Blank otherwise.
+    source_image = models.FileField(upload_to="prompt_sources/", max_length=300, blank=True)
+    source_text = models.TextField(blank=True)
+    target_text = models.TextField(blank=True)
 
     class Meta:
         ordering = ["prompt_set", "position", "id"]
@@ -65,6 +71,18 @@ class Sample(models.Model):
     frames = models.PositiveIntegerField(default=1)
     sha256 = models.CharField(max_length=64)
     generation_seconds = models.FloatField(null=True, blank=True)
+    # What generating it took, measured by the generator during its batch
+    # (models_registry.generators.measurement.GenerationStats); blank on samples stored before.
+    device_kind = models.CharField(max_length=16, blank=True)  # cpu | cuda | mps
+    device_name = models.CharField(max_length=120, blank=True)  # GPU name or CPU model
+    dtype = models.CharField(max_length=16, blank=True)  # the denoiser's dtype, e.g. float16
+    batch_size = models.PositiveIntegerField(null=True, blank=True)
+    steps = models.PositiveIntegerField(null=True, blank=True)  # sampler steps
+    nfe = models.PositiveIntegerField(null=True, blank=True)  # network evaluations per sample
+    peak_memory_bytes = models.BigIntegerField(null=True, blank=True)
+    # cuda_max_allocated (the batch's CUDA allocator peak) | process_max_rss (the CPU worker's
+    # peak resident set since it started)
+    peak_memory_kind = models.CharField(max_length=24, blank=True)
     # Style covariates measured from the media at generation (evaluation.sample_store): width,
     # height, aspect_ratio, frames (videos), generation_seconds, brightness, saturation. Extra
     # keys are welcome (numbers); RATINGS_STYLE_COVARIATES chooses which enter style control.
@@ -137,6 +155,9 @@ class MetricResult(models.Model):
     reference = models.CharField(max_length=80, blank=True, default="")
     message = models.TextField(blank=True)
     details = models.JSONField(default=dict, blank=True)  # e.g. KID std, CI method, reference n
+    # How to reproduce the value (evaluation.provenance.reproducibility): library versions,
+    # resize mode, dtype, device, batch size, weights sha256, seeds, reference set, samples.
+    manifest = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -158,6 +179,55 @@ class MetricResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version} {self.metric}={self.value}"
+
+
+class StepsSweepPoint(models.Model):
+    """One point of a version's steps sweep: a metric of samples generated with `steps` sampler
+    steps (`nfe` network evaluations per sample, counted while generating). Idempotent on
+    (version, metric, sampler, steps); the samples are scored in memory, not stored."""
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="steps_sweep")
+    metric = models.CharField(max_length=32)
+    sampler = models.CharField(max_length=60)  # native sampler name or diffusers scheduler class
+    steps = models.PositiveIntegerField()
+    nfe = models.PositiveIntegerField()  # measured network evaluations per sample
+    nfe_budget = models.PositiveIntegerField()  # the budget of the sweep this point answers
+    guidance_scale = models.FloatField(null=True, blank=True)
+    status = models.CharField(max_length=12, choices=MetricStatus.choices, default=MetricStatus.OK)
+    value = models.FloatField(null=True, blank=True)
+    lower = models.FloatField(null=True, blank=True)
+    upper = models.FloatField(null=True, blank=True)
+    n = models.PositiveIntegerField(default=0)  # samples scored
+    seconds_per_sample = models.FloatField(null=True, blank=True)
+    prompt_set = models.CharField(max_length=80)
+    seeds = models.JSONField(default=list, blank=True)
+    backbone = models.CharField(max_length=80, blank=True)
+    message = models.TextField(blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["version", "metric", "sampler", "nfe", "steps"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "metric", "sampler", "steps"],
+                name="stepssweeppoint_natural_key",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=MetricStatus.values), name="stepssweeppoint_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="ok", value__isnull=False) | ~Q(status="ok"),
+                name="stepssweeppoint_ok_has_value",
+            ),
+            models.CheckConstraint(
+                condition=Q(steps__gte=1), name="stepssweeppoint_steps_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version} {self.metric} {self.sampler}@{self.steps} (NFE {self.nfe})"
 
 
 # --- VLM judge (issue 8) ---
@@ -222,3 +292,59 @@ class JudgeCacheEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.judge} {self.mode} {self.key[:12]}"
+
+
+# --- provenance (issue 18) ---
+class SampleProvenance(models.Model):
+    """A sample's published rendition: watermarked with `watermark_id`, signed with C2PA.
+
+    Sample.media stays anonymous (battles serve it, pixels only); this file is what model pages,
+    sample pages and exports serve, once identity may be known.
+    """
+
+    sample = models.OneToOneField(Sample, on_delete=models.CASCADE, related_name="provenance")
+    # The 63-bit id the invisible watermark carries (maps a stripped copy back to its sample).
+    watermark_id = models.BigIntegerField(unique=True)
+    media = models.FileField(upload_to="published/", max_length=300)
+    sha256 = models.CharField(max_length=64)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    watermarked = models.BooleanField(default=False)  # False for clips (C2PA only)
+    signed = models.BooleanField(default=False)
+    demo_signer = models.BooleanField(default=False)  # signed with the self-signed demo chain
+    # The manifest as read back from the signed file (ManifestReport.as_dict()).
+    manifest = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(watermark_id__gte=0), name="sampleprovenance_id_nonnegative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"provenance of sample {self.sample_id} (wm {self.watermark_id:016x})"
+
+
+class VersionProvenance(models.Model):
+    """The provenance column of a version: what its own outputs carry, and whether our watermark
+    survives JPEG q75 and a resize on its outputs (mean bit accuracy over the checked samples)."""
+
+    version = models.OneToOneField(
+        ModelVersion, on_delete=models.CASCADE, related_name="provenance"
+    )
+    samples_checked = models.PositiveIntegerField(default=0)
+    raw_c2pa = models.PositiveIntegerField(default=0)  # checked raw outputs carrying C2PA
+    raw_watermark = models.CharField(max_length=40, blank=True)  # a known mark found, or ""
+    raw_watermark_samples = models.PositiveIntegerField(default=0)
+    clean_bit_accuracy = models.FloatField(null=True, blank=True)
+    jpeg75_bit_accuracy = models.FloatField(null=True, blank=True)
+    resize_bit_accuracy = models.FloatField(null=True, blank=True)
+    survives_jpeg75 = models.BooleanField(null=True, blank=True)
+    survives_resize = models.BooleanField(null=True, blank=True)
+    details = models.JSONField(default=dict, blank=True)  # per sample, threshold, transforms
+    checked_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"provenance of {self.version}"

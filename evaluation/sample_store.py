@@ -28,6 +28,7 @@ from django.db import IntegrityError, transaction
 
 from evaluation.models import MediaKind, Prompt, PromptSet, Sample
 from models_registry.checkpoint_files import local_checkpoint_directory
+from models_registry.generators.measurement import GenerationStats
 from models_registry.generators.tasks import task_spec
 from models_registry.models import ModelVersion
 
@@ -35,12 +36,11 @@ log = logging.getLogger(__name__)
 
 
 def encode_png(image: np.ndarray) -> bytes:
-    """PNG bytes of one uint8 [H, W, 3] image (lossless)."""
-    from PIL import Image
+    """PNG bytes of one uint8 [H, W, 3] image (lossless; pixels only: no text, EXIF or C2PA
+    chunk, so battles can serve it)."""
+    from evaluation.provenance.rendition import encode_png_pixels_only
 
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image), mode="RGB").save(buffer, format="PNG")
-    return buffer.getvalue()
+    return encode_png_pixels_only(image)
 
 
 def encode_mp4(clip: np.ndarray, fps: int = 8, crf: int = 12) -> bytes:
@@ -122,12 +122,15 @@ def store_sample(
     seed: int,
     pixels: np.ndarray,
     generation_seconds: float | None,
+    stats: GenerationStats | None = None,
 ) -> tuple[Sample, bool]:
     """Store one generated sample; returns (sample, created). An existing (version, prompt, seed)
     sample is returned unchanged, also when another worker stores it concurrently.
 
     pixels: uint8 [H, W, 3] (image) or [T, H, W, 3] (clip). The row's ``covariates`` are
-    measured from these pixels (``sample_covariates``).
+    measured from these pixels (``sample_covariates``); ``stats`` (the generator's
+    ``last_stats`` for the sample's batch) fill its device, dtype, batch size, steps, NFE and
+    peak memory columns.
     """
     existing = Sample.objects.filter(version=version, prompt=prompt, seed=seed).first()
     if existing is not None:
@@ -163,6 +166,7 @@ def store_sample(
                 sha256=digest,
                 generation_seconds=generation_seconds,
                 covariates=sample_covariates(pixels, generation_seconds),
+                **generation_facts(stats),
             )
     except IntegrityError:
         winner = Sample.objects.get(version=version, prompt=prompt, seed=seed)
@@ -173,6 +177,36 @@ def store_sample(
         default_storage.delete(name)
         raise
     return sample, True
+
+
+def generation_facts(stats: GenerationStats | None) -> dict:
+    """The Sample columns of a generator's GenerationStats (none when it reported nothing)."""
+    if stats is None:
+        return {}
+    return {
+        "device_kind": stats.device_kind,
+        "device_name": stats.device_name[:120],
+        "dtype": stats.dtype,
+        "batch_size": stats.batch_size,
+        "steps": stats.steps,
+        "nfe": stats.nfe,
+        "peak_memory_bytes": stats.peak_memory_bytes,
+        "peak_memory_kind": stats.peak_memory_kind,
+    }
+
+
+def prompt_source_image(prompt: Prompt) -> np.ndarray:
+    """The source image uint8 [H, W, 3] an image-edit prompt edits (MediaError when it has none
+    or it cannot be read)."""
+    from evaluation.features.media import MediaError, read_image
+
+    if not prompt.source_image:
+        raise MediaError(f"prompt {prompt.pk} ({prompt.text!r}) has no source image to edit")
+    try:
+        with prompt.source_image.open("rb") as handle:
+            return read_image(handle, label=prompt.source_image.name)
+    except OSError as exc:
+        raise MediaError(f"cannot open {prompt.source_image.name}: {exc}") from exc
 
 
 def decode_media(sample: Sample) -> np.ndarray:
@@ -253,6 +287,16 @@ def checkpoint_directory(version: ModelVersion) -> Path:
     return local_checkpoint_directory(folder=checkpoint.unpacked_path, key=checkpoint.sha256)
 
 
+def generator_directories(version: ModelVersion) -> tuple[Path, Path | None]:
+    """(pipeline folder, LoRA adapter folder or None) to load a version's generator from
+    (`load_generator(directory, lora=...)`): a LoRA adapter version loads its base version's
+    pipeline with its own adapter on top."""
+    directory = checkpoint_directory(version)
+    if version.base_version_id is None:
+        return directory, None
+    return checkpoint_directory(version.base_version), directory
+
+
 def _is_oom(exc: BaseException) -> bool:
     import torch
 
@@ -264,6 +308,18 @@ def _is_oom(exc: BaseException) -> bool:
 def _fail(version_id: int, reason: str) -> GenerationFailed:
     log.warning("generation of version %s failed: %s", version_id, reason)
     return GenerationFailed(reason)
+
+
+def _edit_params(version_id: int, task: str, chunk: list[tuple[Prompt, int]]) -> dict:
+    """`images=` (uint8 [N, H, W, 3], the prompts' source images) for an image-edit chunk."""
+    from evaluation.features.media import MediaError
+
+    if not task_spec(task).source_image:
+        return {}
+    try:
+        return {"images": np.stack([prompt_source_image(prompt) for prompt, _ in chunk])}
+    except (MediaError, ValueError) as exc:
+        raise _fail(version_id, f"cannot read the source images to edit: {exc}") from exc
 
 
 def generate_samples(
@@ -322,11 +378,13 @@ def generate_samples(
         report.complete = _set_complete(version_id, total, prompt_set, seeds)
         return report
     try:
-        directory = checkpoint_directory(version)
+        directory, lora = generator_directories(version)
     except GenerationFailed as exc:
         raise _fail(version_id, str(exc)) from exc
     try:
-        generator = load_generator(directory, device=device, overrides=version.generator_config)
+        generator = load_generator(
+            directory, device=device, overrides=version.generator_config, lora=lora
+        )
     except GeneratorConfigError as exc:
         raise _fail(version_id, f"bad generator config: {exc}") from exc
     except Exception as exc:
@@ -343,7 +401,11 @@ def generate_samples(
         chunk = todo[position : position + batch]
         started = time.perf_counter()
         try:
-            pixels = generator.generate([p.text for p, _ in chunk], [s for _, s in chunk])
+            pixels = generator.generate(
+                [p.text for p, _ in chunk],
+                [s for _, s in chunk],
+                **_edit_params(version_id, task, chunk),
+            )
         except GeneratorConfigError as exc:
             raise _fail(version_id, f"bad generator config: {exc}") from exc
         except Exception as exc:
@@ -365,6 +427,7 @@ def generate_samples(
                 seed=seed,
                 pixels=sample_pixels,
                 generation_seconds=seconds,
+                stats=generator.last_stats,
             )
             report.created += created
             report.existing += not created

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.conf import settings
 from django.db.models import QuerySet
 
 from evaluation.metrics.catalogue import metric_spec
-from evaluation.models import MetricResult, MetricStatus, ReferenceSet, Sample
+from evaluation.models import (
+    MetricResult,
+    MetricStatus,
+    ReferenceSet,
+    Sample,
+    StepsSweepPoint,
+    VersionProvenance,
+)
+from models_registry.generators.cost import (
+    GENERATION_FIELDS,
+    GenerationSummary,
+    summarise_generation,
+)
 from models_registry.models import ModelVersion
 
 
@@ -36,5 +49,58 @@ def metric_values_by_version(
     return out
 
 
+def provenance_by_model(*, model_ids: Iterable[int]) -> dict[int, VersionProvenance]:
+    """{model id: the provenance check of its newest checked version} (one query)."""
+    rows = (
+        VersionProvenance.objects.filter(version__model_id__in=list(model_ids))
+        .select_related("version")
+        .order_by("version__model_id", "-version__created_at", "-version_id")
+    )
+    out: dict[int, VersionProvenance] = {}
+    for row in rows:
+        out.setdefault(row.version.model_id, row)
+    return out
+
+
 def reference_sets_for_task(*, task: str) -> QuerySet[ReferenceSet]:
     return ReferenceSet.objects.filter(task=task).order_by("slug", "backbone")
+
+
+def generation_summaries_by_model(
+    *, model_ids: Iterable[int]
+) -> dict[int, tuple[ModelVersion, GenerationSummary]]:
+    """{model id: (version, its GenerationSummary)} for each model's newest version whose samples
+    recorded their generation time; priced with GENERATION_PRICES (one query for the samples)."""
+    versions = (
+        ModelVersion.objects.filter(
+            model_id__in=list(model_ids), samples__generation_seconds__isnull=False
+        )
+        .distinct()
+        .order_by("model_id", "-created_at", "-id")
+    )
+    newest: dict[int, ModelVersion] = {}
+    for version in versions:
+        newest.setdefault(version.model_id, version)
+    by_version: dict[int, list[tuple]] = {v.id: [] for v in newest.values()}
+    rows = Sample.objects.filter(
+        version_id__in=list(by_version), generation_seconds__isnull=False
+    ).values_list("version_id", *GENERATION_FIELDS)
+    for version_id, *fields in rows:
+        by_version[version_id].append(tuple(fields))
+    out = {}
+    for model_id, version in newest.items():
+        summary = summarise_generation(
+            by_version[version.id],
+            prices=settings.GENERATION_PRICES,
+            fps=settings.SAMPLE_VIDEO_FPS,
+        )
+        if summary is not None:
+            out[model_id] = (version, summary)
+    return out
+
+
+def steps_sweep_points(*, versions: Iterable[ModelVersion]) -> QuerySet[StepsSweepPoint]:
+    """Steps-sweep points of these versions, by version, metric, sampler and NFE."""
+    return StepsSweepPoint.objects.filter(version__in=list(versions)).order_by(
+        "version_id", "metric", "sampler", "nfe", "steps"
+    )

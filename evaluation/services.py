@@ -11,6 +11,7 @@ import io
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -19,6 +20,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
 from evaluation.metrics.catalogue import (
+    EDIT,
     PROMPT,
     REFERENCE,
     default_metrics_for_task,
@@ -29,6 +31,11 @@ from evaluation.metrics.catalogue import (
 from evaluation.models import MediaKind, MetricResult, MetricStatus, ReferenceSet, Sample
 from models_registry.generators.tasks import task_spec
 from models_registry.models import ModelVersion
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from evaluation.metrics.edit import EditPrompts
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +73,10 @@ def backbone_load(
     """
     from evaluation.features.registry import BACKBONES, load_backbone
 
+    if key == "pixels":  # pixel metrics (preservation_l1) read the images themselves
+        from evaluation.metrics.edit import PixelBackbone
+
+        return PixelBackbone()
     spec = BACKBONES[key]
     path = weights_path if weights_path is not None else getattr(settings, spec.weights_setting)
     custom = allow_custom
@@ -257,8 +268,10 @@ def metric_result_store(
     weights_custom: bool = False,
     message: str = "",
     details: dict | None = None,
+    manifest: dict | None = None,
 ) -> MetricResult:
-    """Create or replace the result keyed by (version, metric, backbone, reference)."""
+    """Create or replace the result keyed by (version, metric, backbone, reference); `manifest`
+    is its reproducibility manifest (evaluation.provenance.reproducibility)."""
     metric_spec(metric)  # ValueError naming the catalogue's metrics
     if status == MetricStatus.OK and value is None:
         raise ValueError("an ok metric result needs a value")
@@ -277,14 +290,23 @@ def metric_result_store(
             weights_custom=weights_custom,
             message=message[:4000],
             details=details or {},
+            manifest=manifest or {},
         ),
     )
     return row
 
 
 def _sample_batches(
-    samples: Sequence[Sample], *, kind: str, batch_size: int, frames: int | None, purpose: str
+    samples: Sequence[Sample],
+    *,
+    kind: str,
+    batch_size: int,
+    frames: int | None,
+    purpose: str,
+    edit: bool = False,
 ) -> Iterator[tuple[object, list[str]]]:
+    """(media batch, prompts) of `samples`; with `edit`, the prompts are `EditPrompts` (target
+    captions with each edit's source image, source caption and the oracle's edit mask)."""
     from evaluation.features.media import batch_arrays, read_image, read_video
 
     reader = read_video if kind == MediaKind.VIDEO else read_image
@@ -298,7 +320,44 @@ def _sample_batches(
     for i, batch in enumerate(
         batch_arrays(items(), batch_size, kind=kind, frames=frames, purpose=purpose)
     ):
-        yield batch, prompts[i * batch_size : i * batch_size + len(batch)]
+        start = i * batch_size
+        if edit:
+            yield batch, _edit_prompts(samples[start : start + len(batch)], batch)
+        else:
+            yield batch, prompts[start : start + len(batch)]
+
+
+def _edit_prompts(samples: Sequence[Sample], edits: np.ndarray) -> EditPrompts:
+    """The EditPrompts of a batch of edited samples (their prompts' source images resized to
+    the edits' size). MediaError names a prompt without a source or target."""
+    import numpy as np
+
+    from evaluation.features.media import MediaError
+    from evaluation.features.resize import resize_images
+    from evaluation.metrics.edit import EditPrompts
+    from evaluation.sample_store import prompt_source_image
+    from models_registry.generators.synthetic import edit_region
+
+    side = edits.shape[1]
+    sources, masks = [], []
+    for sample in samples:
+        prompt = sample.prompt
+        if not (prompt.source_text and prompt.target_text):
+            raise MediaError(
+                f"prompt {prompt.pk} ({prompt.text!r}) has no source and target captions: the "
+                "edit metrics need the oracle's scenes"
+            )
+        sources.append(resize_images(prompt_source_image(prompt)[None], side)[0])
+        try:
+            masks.append(edit_region(prompt.source_text, prompt.target_text, resolution=side))
+        except ValueError as exc:
+            raise MediaError(f"prompt {prompt.pk}: {exc}") from exc
+    return EditPrompts(
+        [sample.prompt.target_text for sample in samples],
+        sources=np.stack(sources),
+        source_captions=[sample.prompt.source_text for sample in samples],
+        masks=np.stack(masks),
+    )
 
 
 def task_metric_names(task: str) -> list[str]:
@@ -325,6 +384,7 @@ def version_metrics_compute(
     from evaluation.features.registry import backbone_name
     from evaluation.features.weights import WeightsRejected, WeightsUnavailable
     from evaluation.metrics.prompt_agreement import NoCheckablePrompts
+    from evaluation.provenance.reproducibility import library_versions
 
     version = ModelVersion.objects.select_related("model").get(pk=version_id)
     task = version.model.task
@@ -343,7 +403,7 @@ def version_metrics_compute(
         model_name = settings.CLIP_MODEL_NAME if key == "clip" else None
         try:
             if key == "checker":
-                _check_checkable_prompts(samples)
+                _check_checkable_prompts(samples, edit=task_spec(task).source_image)
             backbone = backbone_load(key=key)
         except (WeightsUnavailable, WeightsRejected, NoCheckablePrompts) as exc:
             for name in group:
@@ -354,6 +414,7 @@ def version_metrics_compute(
                         backbone=backbone_name(key, model_name),
                         status=MetricStatus.UNAVAILABLE,
                         message=str(exc),
+                        manifest={"libraries": library_versions(), "computed": False},
                     )
                 )
                 progress(len(results), len(names))
@@ -363,28 +424,35 @@ def version_metrics_compute(
     return results
 
 
-def _check_checkable_prompts(samples: Sequence[Sample]) -> None:
-    """NoCheckablePrompts unless some sample's prompt is a caption of the synthetic domain (the
-    checker scores only those; a version without any gets an `unavailable` prompt_agreement)."""
+def _check_checkable_prompts(samples: Sequence[Sample], *, edit: bool = False) -> None:
+    """NoCheckablePrompts unless some sample's prompt (an edit's: its target caption) is a
+    caption of the synthetic domain (the checker scores only those; a version without any gets
+    an `unavailable` prompt_agreement / edit_accuracy)."""
     from evaluation.metrics.prompt_agreement import no_checkable_prompts
     from models_registry.generators.quality import parse_prompt
 
-    if samples and not any(parse_prompt(sample.prompt.text) for sample in samples):
-        raise no_checkable_prompts(len(samples))
+    def text(sample: Sample) -> str:
+        return sample.prompt.target_text if edit else sample.prompt.text
+
+    if samples and not any(parse_prompt(text(sample)) for sample in samples):
+        raise no_checkable_prompts(
+            len(samples), metric="edit_accuracy" if edit else "prompt_agreement"
+        )
 
 
 def _compute_group(version, task, kind, names, backbone, samples) -> list[MetricResult]:
     from evaluation.features.media import MediaError
     from evaluation.metrics.suite import evaluate_many
 
+    needs_reference = [n for n in names if metric_spec(n).kind == REFERENCE]
+    slug = reference_slug_for_task(task) if needs_reference else ""
     ids = dict(
         version=version,
         backbone=backbone.name,
         weights_sha256=backbone.weights_sha256,
         weights_custom=backbone.custom,
+        manifest=metric_manifest(backbone=backbone, samples=samples, reference_set=None),
     )
-    needs_reference = [n for n in names if metric_spec(n).kind == REFERENCE]
-    slug = reference_slug_for_task(task) if needs_reference else ""
     if backbone.modality == "video" and kind != MediaKind.VIDEO:
         return [
             metric_result_store(
@@ -402,8 +470,10 @@ def _compute_group(version, task, kind, names, backbone, samples) -> list[Metric
             raise MediaError(f"version {version} has no samples to evaluate")
         reference_stats = None
         if needs_reference:
-            reference_stats = reference_stats_load(
-                reference_set=reference_set_for_task(task=task, backbone=backbone)
+            reference_set = reference_set_for_task(task=task, backbone=backbone)
+            reference_stats = reference_stats_load(reference_set=reference_set)
+            ids["manifest"] = metric_manifest(
+                backbone=backbone, samples=samples, reference_set=reference_set
             )
         values = evaluate_many(
             names,
@@ -415,6 +485,7 @@ def _compute_group(version, task, kind, names, backbone, samples) -> list[Metric
                 batch_size=settings.METRICS_BATCH_SIZE,
                 frames=frames,
                 purpose=backbone.name,
+                edit=any(metric_spec(n).kind == EDIT for n in names),
             ),
             options={n: metric_options(n) for n in names},
         )
@@ -443,6 +514,12 @@ def _compute_group(version, task, kind, names, backbone, samples) -> list[Metric
                 )
             )
             continue
+        manifest = ids["manifest"] if reference else {**ids["manifest"], "reference": {}}
+        manifest = {
+            **manifest,
+            "seeds": {**manifest["seeds"], "estimator_seed": _estimator_seed(value.details)},
+            "options": _json_safe(metric_options(name)),
+        }
         rows.append(
             metric_result_store(
                 metric=name,
@@ -452,10 +529,57 @@ def _compute_group(version, task, kind, names, backbone, samples) -> list[Metric
                 upper=value.upper,
                 n=value.n,
                 details=_json_safe(value.details),
-                **ids,
+                **{**ids, "manifest": manifest},
             )
         )
     return rows
+
+
+def _estimator_seed(details: dict) -> int | None:
+    """The seed the estimator drew subsets / bootstrap replicates with (KID, CMMD), if any."""
+    seed = details.get("seed")
+    return seed if isinstance(seed, int) else None
+
+
+def metric_manifest(*, backbone, samples: Sequence[Sample], reference_set) -> dict:
+    """The reproducibility manifest of metrics computed by `backbone` on `samples` (against
+    `reference_set`, a ReferenceSet or None): evaluation.provenance.reproducibility."""
+    from evaluation.features.registry import BACKBONES
+    from evaluation.provenance.reproducibility import reproducibility_manifest
+
+    resize_mode = getattr(backbone, "resize_mode", "") or next(
+        (spec.resize_mode for spec in BACKBONES.values() if spec.modality == backbone.modality),
+        "native resolution (the metric reads the generated pixels)",
+    )
+    dtype = "float32"  # the features every backbone returns
+    for attribute in ("network", "model"):
+        module = getattr(backbone, attribute, None)
+        parameters = getattr(module, "parameters", None)
+        first = next(iter(parameters()), None) if callable(parameters) else None
+        if first is not None:
+            dtype = str(first.dtype).removeprefix("torch.")
+            break
+    digest = hashlib.sha256("\n".join(s.sha256 for s in samples).encode()).hexdigest()
+    reference = {}
+    if reference_set is not None:
+        reference = {
+            "slug": reference_set.slug,
+            "n": reference_set.n,
+            "stats_sha256": reference_set.stats_sha256,
+            "source": reference_set.source_path,
+        }
+    return reproducibility_manifest(
+        backbone=backbone.name,
+        weights_sha256=backbone.weights_sha256 or "",
+        resize_mode=resize_mode,
+        dtype=dtype,
+        device=str(getattr(backbone, "device", None) or metrics_device()),
+        batch_size=settings.METRICS_BATCH_SIZE,
+        seeds={"sample_seeds": sorted({s.seed for s in samples})},
+        reference=reference,
+        samples={"n": len(samples), "sha256": digest},
+        options={},
+    )
 
 
 def _json_safe(details: dict) -> dict:
@@ -522,6 +646,11 @@ def folder_metric_compute(
     from evaluation.metrics.suite import evaluate, reference_from_media
 
     spec = suite_metric_spec(metric)
+    if spec.kind == EDIT:
+        raise MediaError(
+            f"{metric} compares each edit with its source image and the oracle's edit region: "
+            "it is computed by the metrics stage of an image-edit version, not on a folder"
+        )
     fake_files = _media_files(Path(fake), spec.media)
     kind = "video" if fake_files[0].suffix.lower() == ".mp4" else "image"
     prompts = None

@@ -68,7 +68,10 @@ def ensure_model(api: httpx.Client, args: argparse.Namespace) -> None:
 
 
 def ensure_version(api: httpx.Client, args: argparse.Namespace) -> dict:
-    response = api.post(f"/api/v1/models/{args.model}/versions/", json={"tag": args.tag})
+    body = {"tag": args.tag}
+    if args.base_version:  # a LoRA adapter on this diffusers version
+        body["base_version"] = args.base_version
+    response = api.post(f"/api/v1/models/{args.model}/versions/", json=body)
     if response.status_code == 201:
         return response.json()
     if response.status_code != 409:
@@ -153,7 +156,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tag", required=True, help="version tag, e.g. v1")
     parser.add_argument("--display-name", default="")
     parser.add_argument(
-        "--task", default="text-to-image", choices=["text-to-image", "text-to-video"]
+        "--base-version",
+        default="",
+        help="upload a LoRA adapter (pytorch_lora_weights.safetensors) on this diffusers "
+        "version: <model-slug>@<tag> or its id",
+    )
+    parser.add_argument(
+        "--task",
+        default="text-to-image",
+        choices=["text-to-image", "text-to-video", "image-edit"],
     )
     parser.add_argument("--paradigm", default="diffusion")
     parser.add_argument(

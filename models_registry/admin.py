@@ -43,10 +43,18 @@ def revoke_arena(modeladmin, request, queryset):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "status", "arena_approved", "approved_by", "created_at"]
+    list_display = [
+        "__str__",
+        "status",
+        "base_version",
+        "arena_approved",
+        "approved_by",
+        "created_at",
+    ]
     list_filter = ["status", "arena_approved", "model__task"]
     search_fields = ["model__slug", "tag"]
-    readonly_fields = ["status", "status_reason", "arena_approved", "approved_by"]
+    # base_version is fixed once set: the adapter was validated against that base.
+    readonly_fields = ["status", "status_reason", "base_version", "arena_approved", "approved_by"]
     actions = [approve_for_arena, revoke_arena]
 
     def get_queryset(self, request):

@@ -24,7 +24,12 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 # Pure modules only: the web process validates uploads without importing torch.
-from models_registry.generators.diffusers_loader import pipeline_resolution
+from models_registry.generators.diffusers_loader import (
+    LORA_WEIGHT_NAME,
+    RUNTIME_KEYS,
+    parse_runtime_options,
+    pipeline_resolution,
+)
 from models_registry.generators.native_config import (
     GUIDANCE_RANGE,
     STEPS_RANGE,
@@ -33,7 +38,7 @@ from models_registry.generators.native_config import (
     validate_native_config,
 )
 from models_registry.generators.protocol import GeneratorConfigError
-from models_registry.generators.tasks import TASK_NAMES
+from models_registry.generators.tasks import TASK_NAMES, task_spec
 
 
 class CheckpointRejected(Exception):
@@ -498,8 +503,9 @@ def parse_json_file(stream: IO[bytes], *, size: int, max_bytes: int, path: str) 
 RESOLUTION_RANGE = (8, 1024)
 FRAMES_RANGE = (1, 128)
 VIDEO_MIN_FRAMES = VIDEO_FRAMES_RANGE[0]
-# Settings an author may give on a version (applied over the checkpoint's own config).
-OVERRIDE_KEYS = {"resolution", "frames", "sampler", "steps", "guidance_scale"}
+# Settings an author may give on a version (applied over the checkpoint's own config); the
+# runtime keys (torch_dtype, slicing, offload, compile, lora_scale) are for diffusers pipelines.
+OVERRIDE_KEYS = {"resolution", "frames", "sampler", "steps", "guidance_scale", *RUNTIME_KEYS}
 
 
 def _int_in_range(config: dict, key: str, low: int, high: int, where: str) -> int:
@@ -540,6 +546,10 @@ def check_overrides(overrides: Any, *, where: str = "generator_config") -> dict:
         raise CheckpointRejected(f"{where}: 'guidance_scale' must be a number from {low} to {high}")
     if "sampler" in overrides and not isinstance(overrides["sampler"], dict | str):
         raise CheckpointRejected(f"{where}: 'sampler' must be a sampler name or a JSON object")
+    try:
+        parse_runtime_options(overrides, where=where)
+    except GeneratorConfigError as exc:
+        raise CheckpointRejected(str(exc)) from exc
     return overrides
 
 
@@ -555,8 +565,10 @@ def check_generator_settings(config: dict, *, where: str) -> None:
         raise CheckpointRejected(
             f"{where}: a text-to-video model needs 'frames' >= {VIDEO_MIN_FRAMES}, got {frames}"
         )
-    if config["task"] == "text-to-image" and frames != 1:
-        raise CheckpointRejected(f"{where}: a text-to-image model has 'frames' = 1, got {frames}")
+    if task_spec(config["task"]).media == "image" and frames != 1:
+        raise CheckpointRejected(
+            f"{where}: a {config['task']} model has 'frames' = 1, got {frames}"
+        )
     if "sampler" in config and not isinstance(config["sampler"], dict):
         raise CheckpointRejected(f"{where}: 'sampler' must be a JSON object")
 
@@ -604,6 +616,7 @@ def check_diffusers_index(index: Any, *, where: str = "model_index.json") -> dic
 
 NATIVE_FILES = ("config.json", "model.safetensors")
 DIFFUSERS_INDEX = "model_index.json"
+LORA_FILE = LORA_WEIGHT_NAME  # a LoRA adapter: the file diffusers' save_lora_weights writes
 
 
 class _ReplayReader:
@@ -627,7 +640,7 @@ class _ReplayReader:
 class CheckpointSummary:
     """What validation learned: format, parsed configs and tensor counts per weight file."""
 
-    format: str  # "native" or "diffusers"
+    format: str  # "native", "diffusers" or "lora"
     files: dict[str, int] = field(default_factory=dict)  # relative path -> bytes
     tensors: dict[str, int] = field(default_factory=dict)  # weight file -> number of tensors
     config: dict = field(default_factory=dict)  # native config.json
@@ -644,6 +657,8 @@ def checkpoint_format(paths: list[str]) -> str:
     """Decide the format from the file list (already stripped of a common top folder)."""
     if DIFFUSERS_INDEX in paths:
         return "diffusers"
+    if LORA_FILE in paths and "config.json" not in paths and "model.safetensors" not in paths:
+        return "lora"
     if "config.json" in paths or "model.safetensors" in paths:
         missing = [name for name in NATIVE_FILES if name not in paths]
         if missing:
@@ -653,8 +668,8 @@ def checkpoint_format(paths: list[str]) -> str:
             )
         return "native"
     raise CheckpointRejected(
-        "archive has neither model_index.json (diffusers pipeline) nor config.json + "
-        "model.safetensors (native format) at its root"
+        "archive has neither model_index.json (diffusers pipeline), config.json + "
+        f"model.safetensors (native format) nor {LORA_FILE} (a LoRA adapter) at its root"
     )
 
 
@@ -673,7 +688,7 @@ def validate_archive(
     """
     listing = list_archive(fileobj, archive_bytes=archive_bytes, limits=limits)
     root = strip_common_root(
-        [member.path for member in listing.files], (DIFFUSERS_INDEX, *NATIVE_FILES)
+        [member.path for member in listing.files], (DIFFUSERS_INDEX, *NATIVE_FILES, LORA_FILE)
     )
     paths = [member.path[len(root) :] for member in listing.files]
     summary = CheckpointSummary(format=checkpoint_format(paths))
@@ -683,7 +698,7 @@ def validate_archive(
         raise CheckpointRejected(f"archive data is corrupt: {exc}") from exc
     if summary.format == "native":
         summary.config = check_native_config(summary.json_files["config.json"])
-    else:
+    elif summary.format == "diffusers":
         _check_diffusers_layout(summary)
     return summary
 
@@ -775,7 +790,8 @@ def _check_diffusers_layout(summary: CheckpointSummary) -> None:
 
 
 def diffusers_generator_config(summary: CheckpointSummary, *, task: str, overrides: dict) -> dict:
-    """The generator config recorded for a diffusers pipeline (task, resolution, frames, sampler).
+    """The generator config recorded for a diffusers pipeline (task, resolution, frames, sampler,
+    and the runtime options: torch_dtype, attention/VAE slicing, VAE tiling, cpu_offload, compile).
 
     Resolution defaults to what `pipeline_resolution` reads from the component configs (the
     loader uses the same function); otherwise the author must set ``resolution`` on the version.
@@ -796,9 +812,13 @@ def diffusers_generator_config(summary: CheckpointSummary, *, task: str, overrid
             "block_out_channels); set generator_config.resolution on the version"
         )
     config["resolution"] = resolution
-    config["frames"] = overrides.get("frames", 1 if task == "text-to-image" else 16)
+    config["frames"] = overrides.get("frames", 1 if task_spec(task).media == "image" else 16)
     config["sampler"] = overrides.get("sampler", {})
     check_generator_settings(config, where="diffusers generator config")
+    try:
+        config.update(parse_runtime_options(overrides).as_dict())
+    except GeneratorConfigError as exc:
+        raise CheckpointRejected(str(exc)) from exc
     return config
 
 
@@ -810,7 +830,42 @@ def native_generator_config(summary: CheckpointSummary, *, task: str, overrides:
         raise CheckpointRejected(
             f"config.json task {config['task']!r} does not match the model's task {task!r}"
         )
+    runtime = sorted(key for key in RUNTIME_KEYS if key in overrides)
+    if runtime:
+        raise CheckpointRejected(
+            f"generator_config: {', '.join(runtime)} apply only to diffusers pipelines; this "
+            "checkpoint is in the native format (remove them from the version)"
+        )
     try:
         return apply_overrides(config, overrides)
     except GeneratorConfigError as exc:
         raise CheckpointRejected(str(exc)) from exc
+
+
+def lora_generator_config(base_config: dict, *, base: str, overrides: dict) -> dict:
+    """The generator config of a LoRA adapter version on the diffusers version `base`
+    ("<model-slug>@<tag>", whose recorded config is `base_config`): the base's task, pipeline,
+    resolution, frames, sampler and runtime options, with the adapter version's own settings
+    (including `lora_scale`, default 1.0) over them."""
+    if base_config.get("format") != "diffusers":
+        raise CheckpointRejected(
+            f"base version {base} is not a diffusers pipeline; LoRA adapters load onto "
+            "diffusers pipelines only"
+        )
+    config = {
+        key: base_config[key]
+        for key in ("task", "pipeline_class", "components", "resolution", "frames", "sampler")
+        if key in base_config
+    }
+    config.update(format="lora", base_version=base)
+    for key in ("resolution", "frames", "sampler"):
+        if key in overrides:
+            config[key] = overrides[key]
+    check_generator_settings(config, where="LoRA generator config")
+    runtime = {key: base_config[key] for key in RUNTIME_KEYS if key in base_config}
+    runtime.update({key: overrides[key] for key in RUNTIME_KEYS if key in overrides})
+    try:
+        config.update(parse_runtime_options(runtime).as_dict(lora=True))
+    except GeneratorConfigError as exc:
+        raise CheckpointRejected(str(exc)) from exc
+    return config

@@ -85,6 +85,11 @@ class ModelVersion(models.Model):
     approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # A LoRA adapter version: the diffusers version it is loaded onto (its checkpoint holds only
+    # pytorch_lora_weights.safetensors). A base with adapters cannot be deleted.
+    base_version = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="adapters"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -104,6 +109,7 @@ class ModelVersion(models.Model):
 class CheckpointFormat(models.TextChoices):
     DIFFUSERS = "diffusers", "Diffusers pipeline archive"
     NATIVE = "native", "Native (config.json + model.safetensors)"
+    LORA = "lora", "LoRA adapter (pytorch_lora_weights.safetensors) on a diffusers base version"
 
 
 class Checkpoint(models.Model):

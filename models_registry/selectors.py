@@ -8,8 +8,14 @@ rather than filtering on ``visibility`` themselves.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db.models import Q, QuerySet
 
+from models_registry.generators.cost import (
+    GENERATION_FIELDS,
+    GenerationSummary,
+    summarise_generation,
+)
 from models_registry.models import GenerativeModel, ModelVersion, Upload, Visibility
 
 
@@ -112,3 +118,13 @@ def training_finished(rows: list[dict]) -> bool:
         return row["version_status"] in (VersionStatus.PUBLISHED, VersionStatus.FAILED)
 
     return all(over(row) for row in rows)
+
+
+def version_generation_summary(*, version: ModelVersion) -> GenerationSummary | None:
+    """What generating the version's samples cost (time, device, NFE, $ from
+    GENERATION_PRICES), read through `version.samples` (the registry imports no evaluation
+    code); None before any sample recorded its time."""
+    rows = version.samples.filter(generation_seconds__isnull=False).values_list(*GENERATION_FIELDS)
+    return summarise_generation(
+        rows, prices=settings.GENERATION_PRICES, fps=settings.SAMPLE_VIDEO_FPS
+    )

@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils.text import get_valid_filename
 
-from models_registry import signals
+from models_registry import selectors, signals
 from models_registry.authentication import hash_token_key
 from models_registry.checkpoint_files import local_checkpoint_directory
 from models_registry.checkpoint_validation import (
@@ -30,12 +30,14 @@ from models_registry.checkpoint_validation import (
     CheckpointRejected,
     check_overrides,
     diffusers_generator_config,
+    lora_generator_config,
     native_generator_config,
     validate_archive,
 )
 from models_registry.models import (
     ApiToken,
     Checkpoint,
+    CheckpointFormat,
     GenerativeModel,
     ModelVersion,
     Upload,
@@ -139,21 +141,90 @@ def model_update(*, model: GenerativeModel, data: dict[str, Any]) -> GenerativeM
     return model
 
 
-def _clean_overrides(generator_config: Any) -> dict:
+def _clean_overrides(generator_config: Any, *, lora: bool = False) -> dict:
     try:
-        return check_overrides(generator_config or {})
+        overrides = check_overrides(generator_config or {})
     except CheckpointRejected as exc:
         raise RegistryError(str(exc), field="generator_config") from exc
+    if "lora_scale" in overrides and not lora:
+        raise RegistryError(
+            "generator_config.lora_scale applies only to a LoRA adapter version (one created "
+            "with base_version)",
+            field="generator_config",
+        )
+    return overrides
+
+
+# A base version's statuses once its checkpoint passed validation.
+VALIDATED = (
+    VersionStatus.READY,
+    VersionStatus.GENERATING,
+    VersionStatus.EVALUATING,
+    VersionStatus.PUBLISHED,
+)
+
+
+def lora_base_resolve(*, model: GenerativeModel, reference: str | int) -> ModelVersion:
+    """The diffusers version a LoRA version of ``model`` loads onto: ``reference`` is its id or
+    ``"<model-slug>@<tag>"``; it must be visible to the model's owner, validated, a diffusers
+    pipeline and of the same task."""
+    ref = str(reference).strip()
+    versions = selectors.visible_versions(user=model.owner)
+    if ref.isascii() and ref.isdigit():
+        # Beyond a bigint no row can match (and the database would refuse the number).
+        base = versions.filter(pk=int(ref)).first() if len(ref) < 19 else None
+    elif "@" in ref:
+        slug, tag = ref.split("@", 1)
+        base = versions.filter(model__slug=slug, tag=tag).first()
+    else:
+        raise RegistryError(
+            f"base_version must be a version id or '<model-slug>@<tag>', got {ref!r}",
+            field="base_version",
+        )
+    if base is None:
+        raise RegistryError(
+            f"base_version {ref!r}: no such version among the models you can see",
+            field="base_version",
+        )
+    if base.model.task != model.task:
+        raise RegistryError(
+            f"base_version {base} generates {base.model.task} but {model.slug!r} is {model.task}",
+            field="base_version",
+        )
+    checkpoint = Checkpoint.objects.filter(version=base).first()
+    if base.status not in VALIDATED or checkpoint is None:
+        raise RegistryError(
+            f"base_version {base} is {base.status}; only a validated version can be a base",
+            field="base_version",
+        )
+    if checkpoint.format != CheckpointFormat.DIFFUSERS:
+        raise RegistryError(
+            f"base_version {base} is a {checkpoint.format} checkpoint; LoRA adapters load onto "
+            "diffusers pipelines only",
+            field="base_version",
+        )
+    return base
 
 
 def version_create(
-    *, model: GenerativeModel, tag: str, generator_config: dict | None = None
+    *,
+    model: GenerativeModel,
+    tag: str,
+    generator_config: dict | None = None,
+    base_version: str | int | None = None,
 ) -> ModelVersion:
-    """A new draft version; ``generator_config`` may set resolution, frames and sampler."""
+    """A new draft version; ``generator_config`` may set resolution, frames, sampler and the
+    diffusers runtime options. With ``base_version`` (an id or ``"<model-slug>@<tag>"``) the
+    version is a LoRA adapter on that diffusers version: its upload holds only
+    ``pytorch_lora_weights.safetensors``."""
     if model.versions.filter(tag=tag).exists():
         raise NotAllowed(f"model {model.slug!r} already has a version tagged {tag!r}", field="tag")
+    base = None if base_version is None else lora_base_resolve(model=model, reference=base_version)
     return ModelVersion.objects.create(
-        model=model, tag=tag, generator_config=_clean_overrides(generator_config)
+        model=model,
+        tag=tag,
+        generator_config=_clean_overrides(generator_config, lora=base is not None),
+        base_version=base,
     )
 
 
@@ -170,7 +241,9 @@ def version_update(
                 f"generator_config is fixed once the checkpoint is {version.status}",
                 field="generator_config",
             )
-        version.generator_config = _clean_overrides(generator_config)
+        version.generator_config = _clean_overrides(
+            generator_config, lora=version.base_version_id is not None
+        )
     version.save()
     return version
 
@@ -537,7 +610,9 @@ def checkpoint_validate(*, version_id: int) -> ModelVersion | None:
                 limits=archive_limits(),
                 sink=_StorageSink(folder),
             )
-        if summary.format == "native":
+        if version.base_version_id is not None or summary.format == CheckpointFormat.LORA:
+            config = _lora_config(version, summary.format, folder, upload.sha256, overrides)
+        elif summary.format == "native":
             # The native schema applies the overrides by the loader's own rules.
             config = native_generator_config(summary, task=version.model.task, overrides=overrides)
         else:
@@ -572,6 +647,41 @@ def _diffusers_loader_check(folder: str, sha256: str) -> None:
 
     try:
         check_model_index(local_checkpoint_directory(folder=folder, key=sha256))
+    except GeneratorConfigError as exc:
+        raise CheckpointRejected(str(exc)) from exc
+
+
+def _lora_config(
+    version: ModelVersion, fmt: str, folder: str, sha256: str, overrides: dict
+) -> dict:
+    """A LoRA version's generator config, after loading the adapter onto its base."""
+    base = version.base_version
+    if base is None:
+        raise CheckpointRejected(
+            "this archive is a LoRA adapter (pytorch_lora_weights.safetensors only); create the "
+            "version with base_version set to the diffusers version it adapts"
+        )
+    if fmt != CheckpointFormat.LORA:
+        raise CheckpointRejected(
+            f"version {version} is a LoRA adapter on {base}; upload an archive holding "
+            f"pytorch_lora_weights.safetensors, not a full {fmt} checkpoint"
+        )
+    config = lora_generator_config(base.generator_config, base=str(base), overrides=overrides)
+    _lora_loader_check(folder, sha256, base)
+    return config
+
+
+def _lora_loader_check(folder: str, sha256: str, base: ModelVersion) -> None:
+    """Load the base pipeline (bfloat16, CPU: half the memory of float32) and the adapter onto
+    it with peft, so a ready LoRA version is one the generator can load."""
+    from models_registry.generators.diffusers_loader import load_lora_adapter, load_pipeline
+    from models_registry.generators.protocol import GeneratorConfigError
+
+    checkpoint = base.checkpoint
+    base_dir = local_checkpoint_directory(folder=checkpoint.unpacked_path, key=checkpoint.sha256)
+    try:
+        pipe = load_pipeline(base_dir, torch_dtype="bfloat16")
+        load_lora_adapter(pipe, local_checkpoint_directory(folder=folder, key=sha256))
     except GeneratorConfigError as exc:
         raise CheckpointRejected(str(exc)) from exc
 

@@ -124,10 +124,16 @@ def pipeline_generate(
 
 
 def pipeline_metrics(*, version_id: int):
+    """The metrics stage: the task's metrics, then the provenance column's check of the
+    version's outputs (PROVENANCE_CHECK_SAMPLES of them; 0 skips it)."""
+    from evaluation.publication import version_provenance_check
     from evaluation.services import version_metrics_compute
 
     with stage_run(version_id=version_id, stage=Stage.METRICS) as run:
-        return version_metrics_compute(version_id=version_id, progress=run.progress)
+        results = version_metrics_compute(version_id=version_id, progress=run.progress)
+        if settings.PROVENANCE_CHECK_SAMPLES > 0:
+            version_provenance_check(version_id=version_id)
+        return results
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,22 @@ def _number(value: float) -> str:
 
 
 @register.filter
+def money(value) -> str:
+    """Dollars with two significant digits below a cent ('$2.8e-07'), else cents ('$0.12');
+    '—' for None."""
+    if value is None:
+        return "—"
+    value = float(value)
+    return f"${value:.2g}" if abs(value) < 0.01 else f"${value:.2f}"
+
+
+@register.filter
+def seconds(value) -> str:
+    """'0.0123 s' (three significant digits); '—' for None."""
+    return "—" if value is None else f"{float(value):.3g} s"
+
+
+@register.filter
 def lookup(mapping, key):
     """mapping[key], or None when absent."""
     return (mapping or {}).get(key)

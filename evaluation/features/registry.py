@@ -34,6 +34,8 @@ class BackboneSpec:
     display_name: Callable[[str | None], str]
     # Fitted here (loader trains and saves the file when missing); no published hash to check.
     self_trained: bool = False
+    # How media reach the network (recorded in every metric result's reproducibility manifest).
+    resize_mode: str = ""
 
 
 def _load_inception(path, *, model_name, name, weights_sha256, custom, device):
@@ -100,6 +102,7 @@ BACKBONES: dict[str, BackboneSpec] = {
         published_sha256=_inception_sha,
         load=_load_inception,
         display_name=lambda _m: "inception-v3-tf-pool3",
+        resize_mode="PIL bicubic to 299x299 (clean resize), uint8 -> float32",
     ),
     "clip": BackboneSpec(
         key="clip",
@@ -110,6 +113,7 @@ BACKBONES: dict[str, BackboneSpec] = {
         published_sha256=_clip_sha,
         load=_load_clip,
         display_name=lambda m: f"clip:{m}",
+        resize_mode="open_clip preprocess: bicubic short side to input size, center crop",
     ),
     "i3d": BackboneSpec(
         key="i3d",
@@ -120,6 +124,7 @@ BACKBONES: dict[str, BackboneSpec] = {
         published_sha256=_i3d_sha,
         load=_load_i3d,
         display_name=lambda _m: "i3d-kinetics400-styleganv",
+        resize_mode="first 16 frames, PIL bicubic to 224x224, scaled to [-1, 1]",
     ),
     "checker": BackboneSpec(
         key="checker",
@@ -130,6 +135,7 @@ BACKBONES: dict[str, BackboneSpec] = {
         published_sha256=lambda _m: None,
         load=_load_checker,
         display_name=lambda _m: "synthetic-checker",
+        resize_mode="native resolution (the checker reads the generated pixels)",
         self_trained=True,
     ),
 }

@@ -44,6 +44,7 @@ class JudgeSample:
     sha256: str
     images: Sequence[bytes]
     video: bool = False
+    source: bytes | None = None  # an edit's source image (PNG bytes); `prompt` the instruction
 
 
 class ChatJudge:
@@ -66,6 +67,11 @@ class ChatJudge:
         except MediaError as exc:
             return Verdict.failed(f"cannot read the sample: {exc}")
         if mode == "vqascore":
+            if loaded.source is not None:
+                return Verdict.failed(
+                    "VQAScore asks whether an image shows its prompt, and an edit's instruction "
+                    "describes a change, not an image: judge edits with the rubric"
+                )
             return self.vqascore(loaded)
         if mode == "rubric":
             return self.rubric(loaded)
@@ -109,17 +115,25 @@ class ChatJudge:
 
     # --- modes ----------------------------------------------------------------------------
     def rubric(self, sample: JudgeSample) -> Verdict:
-        """VIEScore-style rubric; score = sqrt(SC · PQ) on 0–10."""
+        """VIEScore-style rubric; score = sqrt(SC · PQ) on 0–10. An edit (a sample with a
+        source) gets the editing rubric: source, edit and instruction."""
         try:
-            messages = rubric.build_rubric_messages(
-                prompt=sample.prompt, images=sample.images, video=sample.video
-            )
+            if sample.source is not None:
+                messages = rubric.build_edit_rubric_messages(
+                    instruction=sample.prompt, source=sample.source, edited=sample.images[0]
+                )
+                mode, parse = rubric.EDIT_MODE, rubric.parse_edit_rubric
+            else:
+                messages = rubric.build_rubric_messages(
+                    prompt=sample.prompt, images=sample.images, video=sample.video
+                )
+                mode, parse = rubric.MODE, rubric.parse_rubric
             scores, answer, cached = self._ask(
-                mode=rubric.MODE,
+                mode=mode,
                 prompt=sample.prompt,
                 sample_sha256s=[sample.sha256],
                 ask=self._chat(messages),
-                parse=lambda answer: rubric.parse_rubric(answer["text"]),
+                parse=lambda answer: parse(answer["text"]),
             )
         except JUDGE_FAILURES as exc:
             return _failed(exc)

@@ -1,5 +1,9 @@
 """VIEScore-style rubric (Ku et al., ACL 2024): semantic consistency (SC) and perceptual quality (PQ),
-each 0–10 with a short rationale; overall O = sqrt(SC · PQ) on the same 0–10 scale."""
+each 0–10 with a short rationale; overall O = sqrt(SC · PQ) on the same 0–10 scale.
+
+For an edit (image-edit task) the judge sees the source image, the edited image and the
+instruction, and SC is VIEScore's text-guided editing score: the minimum of editing success (the
+instruction is carried out) and the absence of over-editing (the rest of the source is kept)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,9 @@ from evaluation.judges.openai_client import image_part, text_part
 from evaluation.judges.verdicts import VerdictParseError, as_number, json_objects
 
 MODE = "rubric/v1"  # bump when the prompt changes, so cached answers to the old one are not reused
+EDIT_MODE = (
+    "rubric-edit/v1"  # the editing rubric's prompt (cached apart from the text-to-media one)
+)
 
 RUBRIC_INSTRUCTIONS = """You are a professional digital artist. You will evaluate an AI-generated {medium} \
 made for the text prompt below.
@@ -27,6 +34,25 @@ Text prompt: "{prompt}"
 
 Answer with one JSON object and nothing else:
 {{"semantic_consistency": <0-10>, "perceptual_quality": <0-10>, "rationale": "<one or two sentences>"}}"""
+
+
+EDIT_RUBRIC_INSTRUCTIONS = """You are a professional digital artist. You will evaluate how well an AI \
+edited an image following an editing instruction. The first image is the source image, the second is \
+the edited image.
+
+Rules:
+- editing_success, from 0 to 10: how well the edited image carries out the instruction (0: not at all, \
+10: exactly as asked).
+- overediting, from 0 to 10: how well the edited image keeps everything the instruction does not ask to \
+change (0: the image is changed beyond the instruction or replaced, 10: only what was asked changed).
+- perceptual_quality, from 0 to 10: how natural and artifact-free the edited image looks (0: heavy \
+distortion, noise, blur or malformed subjects; 10: no artifacts).
+
+Editing instruction: "{instruction}"
+
+Answer with one JSON object and nothing else:
+{{"editing_success": <0-10>, "overediting": <0-10>, "perceptual_quality": <0-10>, \
+"rationale": "<one or two sentences>"}}"""
 
 
 @dataclass(frozen=True)
@@ -52,6 +78,46 @@ def build_rubric_messages(
         parts.append(text_part(f"The video, as {len(images)} frames sampled evenly in time:"))
     parts.extend(image_part(data) for data in images)
     return [{"role": "user", "content": parts}]
+
+
+def build_edit_rubric_messages(*, instruction: str, source: bytes, edited: bytes) -> list[dict]:
+    """Chat messages asking for the editing rubric: instruction, source image, edited image."""
+    return [
+        {
+            "role": "user",
+            "content": [
+                text_part(EDIT_RUBRIC_INSTRUCTIONS.format(instruction=instruction)),
+                text_part("The source image:"),
+                image_part(source),
+                text_part("The edited image:"),
+                image_part(edited),
+            ],
+        }
+    ]
+
+
+_EDIT_KEYS = ("editing_success", "editing success", "success")
+_OVEREDIT_KEYS = ("overediting", "over_editing", "over-editing", "preservation")
+
+
+def parse_edit_rubric(text: str) -> RubricScores:
+    """Read editing success, over-editing and PQ (0–10) from the judge's answer; SC is the
+    minimum of the first two (VIEScore's editing SC). Also accepts VIEScore's own
+    {"score": [success, overediting], ...} with the PQ in another object or in prose, and a plain
+    rubric answer (semantic_consistency, perceptual_quality). Raises VerdictParseError otherwise.
+    """
+    for obj in json_objects(text):
+        lowered = {str(k).strip().lower(): v for k, v in obj.items()}
+        success = next((as_number(lowered[k]) for k in _EDIT_KEYS if k in lowered), None)
+        kept = next((as_number(lowered[k]) for k in _OVEREDIT_KEYS if k in lowered), None)
+        pq = next((as_number(lowered[k]) for k in _PQ_KEYS if k in lowered), None)
+        if success is not None and kept is not None and pq is not None:
+            rationale = next((str(lowered[k]) for k in _RATIONALE_KEYS if k in lowered), "")
+            for name, value in (("editing_success", success), ("overediting", kept)):
+                if not 0.0 <= value <= 10.0:
+                    raise VerdictParseError(f"{name} = {value} is outside 0–10")
+            return _checked(min(success, kept), pq, rationale)
+    return parse_rubric(text)
 
 
 _SC_KEYS = ("semantic_consistency", "semantic consistency", "sc", "consistency", "alignment")

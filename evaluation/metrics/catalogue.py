@@ -15,15 +15,17 @@ from dataclasses import dataclass
 from models_registry.generators.tasks import TASK_NAMES, task_spec
 
 TEXT_TO_IMAGE, TEXT_TO_VIDEO = "text-to-image", "text-to-video"  # entries of the task catalogue
-BOTH_TASKS = TASK_NAMES
+IMAGE_EDIT = "image-edit"
+BOTH_TASKS = (TEXT_TO_IMAGE, TEXT_TO_VIDEO)  # the text-to-media tasks: a sample shows its prompt
 
 # kind: what a metric compares the generated media with.
 REFERENCE = "reference"  # a reference set of real media (needs reference statistics)
 PROMPT = "prompt"  # each sample's own prompt
+EDIT = "edit"  # each edited sample against its source image and the oracle's target (image-edit)
 JUDGE = "judge"  # a VLM judge's per-sample verdicts (evaluation.judging)
-KINDS = (REFERENCE, PROMPT, JUDGE)
+KINDS = (REFERENCE, PROMPT, EDIT, JUDGE)
 
-BACKBONES = ("inception", "clip", "i3d", "checker", "none", "judge")
+BACKBONES = ("inception", "clip", "i3d", "checker", "pixels", "none", "judge")
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,66 @@ METRICS: dict[str, MetricSpec] = {
             estimator="prompt_agreement",
         ),
         MetricSpec(
+            name="edit_accuracy",
+            label="Edit accuracy",
+            description=(
+                "share of edits the synthetic checker reads as the oracle's target scene (every "
+                "attribute of the target caption shown; no object after a removal; 0–1)"
+            ),
+            direction="higher",
+            interval="ci95",
+            interval_method=_CI_T,
+            tasks=(IMAGE_EDIT,),
+            backbone="checker",
+            kind=EDIT,
+            estimator="edit_accuracy",
+        ),
+        MetricSpec(
+            name="clip_direction",
+            label="CLIP direction",
+            description=(
+                "cosine between the CLIP image change (edit − source) and the caption change "
+                "(target − source caption), as in InstructPix2Pix (−1–1)"
+            ),
+            direction="higher",
+            interval="ci95",
+            interval_method=_CI_T,
+            tasks=(IMAGE_EDIT,),
+            backbone="clip",
+            kind=EDIT,
+            estimator="clip_direction",
+        ),
+        MetricSpec(
+            name="preservation_l1",
+            label="Preservation L1",
+            description=(
+                "mean absolute pixel difference (0–1) between edit and source outside the "
+                "oracle's edit region"
+            ),
+            direction="lower",
+            interval="ci95",
+            interval_method=_CI_T,
+            tasks=(IMAGE_EDIT,),
+            backbone="pixels",
+            kind=EDIT,
+            estimator="preservation_l1",
+        ),
+        MetricSpec(
+            name="preservation_clip",
+            label="Preservation (CLIP)",
+            description=(
+                "1 − cosine of the CLIP embeddings of edit and source with the oracle's edit "
+                "region blacked out in both (0: identical outside the edit)"
+            ),
+            direction="lower",
+            interval="ci95",
+            interval_method=_CI_T,
+            tasks=(IMAGE_EDIT,),
+            backbone="clip",
+            kind=EDIT,
+            estimator="preservation_clip",
+        ),
+        MetricSpec(
             name="vqascore",
             label="VQAScore",
             description="a VLM judge's P(Yes) that the sample shows its prompt (0–1)",
@@ -195,11 +257,14 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec(
             name="viescore",
             label="VIEScore",
-            description="a VLM judge's rubric score of prompt fidelity and quality (0–10)",
+            description=(
+                "a VLM judge's rubric score of prompt fidelity and quality (0–10); for edits, "
+                "of following the instruction without over-editing the source"
+            ),
             direction="higher",
             interval="ci95",
             interval_method=_CI_T,
-            tasks=BOTH_TASKS,
+            tasks=TASK_NAMES,
             backbone="judge",
             kind=JUDGE,
             judge_mode="rubric",
@@ -234,7 +299,7 @@ def suite_metric_spec(name: str) -> MetricSpec:
 
 
 def metrics_for_task(task: str) -> tuple[str, ...]:
-    """Names of the metrics that apply to `task` ("text-to-image" or "text-to-video")."""
+    """Names of the metrics that apply to `task` (a name of the task catalogue)."""
     return tuple(name for name, spec in METRICS.items() if task in spec.tasks)
 
 

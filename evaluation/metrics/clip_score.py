@@ -44,16 +44,16 @@ def student_t_mean(
     return mean, mean - half, mean + half
 
 
-class CLIPScore(StreamingMetric):
-    """Streaming mean of per-pair CLIP scores (constant memory; merge adds the sums exactly)."""
+class ScoreMean(StreamingMetric):
+    """Streaming mean of per-item scores with the Student-t interval (constant memory; merge adds
+    the sums exactly). Subclasses say what an item is (`what`, `needs`) and how a batch becomes
+    scores (`update`)."""
+
+    what = "per-item scores"  # the interval's note in `details`
+    needs = "at least one item"  # what compute() on an empty state says is missing
 
     def __init__(
-        self,
-        *,
-        backbone: str,
-        weights_sha256: str,
-        metric: str = "clip_score",
-        confidence: float = 0.95,
+        self, *, metric: str, backbone: str, weights_sha256: str, confidence: float = 0.95
     ) -> None:
         self.metric, self.backbone, self.weights_sha256 = metric, backbone, weights_sha256
         self.confidence = confidence
@@ -65,15 +65,11 @@ class CLIPScore(StreamingMetric):
         self.total_sq = 0.0
 
     def update_scores(self, scores: torch.Tensor | np.ndarray) -> None:
-        """Add already computed per-pair (or per-video) scores [B]."""
+        """Add already computed per-item scores [B]."""
         s = torch.as_tensor(scores, dtype=torch.float64).reshape(-1)
         self.n += int(s.shape[0])
         self.total += float(s.sum())
         self.total_sq += float((s * s).sum())
-
-    def update(self, image_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> None:
-        """Add pairs: image and text embeddings [B, E] (row i of each belong together)."""
-        self.update_scores(clip_pair_scores(image_embeddings, text_embeddings))
 
     def merge_key(self) -> dict[str, Any]:
         return {
@@ -83,15 +79,18 @@ class CLIPScore(StreamingMetric):
             "confidence": self.confidence,
         }
 
-    def merge(self, other: CLIPScore) -> None:
+    def merge(self, other: ScoreMean) -> None:
         self.check_mergeable(other)
         self.n += other.n
         self.total += other.total
         self.total_sq += other.total_sq
 
+    def details(self) -> dict[str, Any]:
+        return {"ci": f"student-t on {self.what}"}
+
     def compute(self) -> MetricValue:
         if self.n == 0:
-            raise EmptyMetricError(f"{self.metric} needs at least one (image, prompt) pair")
+            raise EmptyMetricError(f"{self.metric} needs {self.needs}")
         mean, lower, upper = student_t_mean(self.n, self.total, self.total_sq, self.confidence)
         return MetricValue(
             metric=self.metric,
@@ -101,5 +100,28 @@ class CLIPScore(StreamingMetric):
             n=self.n,
             backbone=self.backbone,
             weights_sha256=self.weights_sha256,
-            details={"ci": "student-t on per-pair scores"},
+            details=self.details(),
         )
+
+
+class CLIPScore(ScoreMean):
+    """Streaming mean of per-pair CLIP scores."""
+
+    what = "per-pair scores"
+    needs = "at least one (image, prompt) pair"
+
+    def __init__(
+        self,
+        *,
+        backbone: str,
+        weights_sha256: str,
+        metric: str = "clip_score",
+        confidence: float = 0.95,
+    ) -> None:
+        super().__init__(
+            metric=metric, backbone=backbone, weights_sha256=weights_sha256, confidence=confidence
+        )
+
+    def update(self, image_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> None:
+        """Add pairs: image and text embeddings [B, E] (row i of each belong together)."""
+        self.update_scores(clip_pair_scores(image_embeddings, text_embeddings))

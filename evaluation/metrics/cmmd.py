@@ -163,5 +163,6 @@ class CMMD(StreamingMetric):
                 "sigma": self.sigma,
                 "scale": self.scale,
                 "ci": f"percentile bootstrap, {b} replicates",
+                "seed": self.seed,  # draws the reservoir and the bootstrap replicates
             },
         )

@@ -133,5 +133,6 @@ class KernelInceptionDistance(StreamingMetric):
                 "subsets": self.subsets,
                 "subset_size": size,
                 "reference_n": int(real.shape[0]),
+                "seed": self.seed,  # draws the reservoir and the subsets
             },
         )

@@ -19,6 +19,13 @@ from evaluation.metrics.catalogue import REFERENCE, suite_metric_spec
 from evaluation.metrics.clip_score import CLIPScore, clip_pair_scores
 from evaluation.metrics.cmmd import CMMD
 from evaluation.metrics.contract import StreamingMetric
+from evaluation.metrics.edit import (
+    ClipDirection,
+    EditAccuracy,
+    EditMetric,
+    PreservationCLIP,
+    PreservationL1,
+)
 from evaluation.metrics.frechet import FrechetDistanceMetric
 from evaluation.metrics.kid import KernelInceptionDistance
 from evaluation.metrics.prompt_agreement import PromptAgreement
@@ -32,6 +39,10 @@ ESTIMATORS: dict[str, Callable[..., StreamingMetric]] = {
     "cmmd": lambda reference, **kw: CMMD(reference.features, **kw),
     "clip_score": lambda reference, **kw: CLIPScore(**kw),
     "prompt_agreement": lambda reference, **kw: PromptAgreement(**kw),
+    "edit_accuracy": lambda reference, **kw: EditAccuracy(**kw),
+    "clip_direction": lambda reference, **kw: ClipDirection(**kw),
+    "preservation_l1": lambda reference, **kw: PreservationL1(**kw),
+    "preservation_clip": lambda reference, **kw: PreservationCLIP(**kw),
 }
 
 
@@ -110,7 +121,10 @@ def evaluate_many(
 
     Returns each metric's value, or the ValueError its compute() raised (e.g. too few samples).
     clip_score needs one prompt per item; for videos it averages per-frame scores (CLIPSIM).
-    prompt_agreement (the checker backbone) reads each item with its prompt.
+    prompt_agreement (the checker backbone) reads each item with its prompt. Edit metrics
+    (evaluation.metrics.edit) read each edited image with its `EditPrompts` entry (target
+    caption, source image, source caption, edit mask); edit_accuracy is the checker against the
+    target caption.
     """
     options = options or {}
     metrics = {
@@ -131,6 +145,9 @@ def evaluate_many(
                 raise ValueError(f"{name} needs exactly one prompt per image or video")
             if isinstance(metric, PromptAgreement):
                 metric.update(backbone.check(media, list(prompts)))
+                continue
+            if isinstance(metric, EditMetric):
+                metric.update(backbone, media, prompts)
                 continue
             text = backbone.encode_texts(list(prompts))
             if media.ndim == 5:

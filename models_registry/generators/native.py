@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from models_registry.generators.measurement import GenerationMeter, GenerationStats
 from models_registry.generators.native_config import (  # noqa: F401 (re-exported)
     PARADIGMS,
     NativeConfig,
@@ -28,7 +29,11 @@ from models_registry.generators.native_config import (  # noqa: F401 (re-exporte
 from models_registry.generators.networks import CaptionEncoder, ConditionalUNet
 from models_registry.generators.protocol import GeneratorConfigError
 from models_registry.generators.samplers import make_scheduler, run_sampler
-from models_registry.generators.training import TextConditionedDenoiser, to_pixels
+from models_registry.generators.training import (
+    TextConditionedDenoiser,
+    to_model_space,
+    to_pixels,
+)
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -54,6 +59,7 @@ def build_model(config: dict | NativeConfig) -> TextConditionedDenoiser:
         heads=arch.heads,
         temporal=arch.temporal,
         patch=arch.patch,
+        image_conditioning=arch.image_conditioning,
     )
     return TextConditionedDenoiser(encoder, net)
 
@@ -102,6 +108,38 @@ class NativeGenerator:
         self.frames = parsed.frames
         self.schedule = dict(parsed.schedule)
         self.sampler = parsed.sampler.as_dict()
+        self.last_stats: GenerationStats | None = None
+        self.sampler_param = "sampler"  # the generate() parameter choosing the sampler
+
+    @property
+    def sampler_name(self) -> str:
+        """The sampler a call without a `sampler` parameter uses."""
+        return self.sampler["name"]
+
+    def _sampler_config(
+        self, steps: int | None, guidance_scale: float | None, sampler: str | None
+    ) -> dict:
+        """The checked sampler config of one call: the version's, with this call's overrides."""
+        cfg = dict(self.sampler)
+        if sampler is not None and sampler != cfg["name"]:
+            cfg = {"name": sampler, "steps": cfg["steps"], "guidance_scale": cfg["guidance_scale"]}
+        if steps is not None:
+            cfg["steps"] = steps
+        if guidance_scale is not None:
+            cfg["guidance_scale"] = guidance_scale
+        return parse_sampler(
+            self.paradigm, cfg, where="generation parameter sampler", schedule=self.schedule
+        ).as_dict()
+
+    def nfe_for_steps(
+        self, steps: int, *, guidance_scale: float | None = None, sampler: str | None = None
+    ) -> int:
+        """Network evaluations per sample of `generate(steps=steps, ...)`: the sampler's own
+        timesteps after `set_timesteps(steps)` (one network call each), doubled under CFG."""
+        cfg = self._sampler_config(steps, guidance_scale, sampler)
+        scheduler = make_scheduler(self.paradigm, self.schedule, cfg)
+        scheduler.set_timesteps(cfg["steps"])
+        return len(scheduler.timesteps) * (1 if float(cfg["guidance_scale"]) == 1.0 else 2)
 
     @torch.no_grad()
     def generate(
@@ -112,41 +150,61 @@ class NativeGenerator:
         steps: int | None = None,
         guidance_scale: float | None = None,
         sampler: str | None = None,
+        images: np.ndarray | None = None,
     ) -> np.ndarray:
-        """uint8 [N, H, W, 3] images or [N, T, H, W, 3] clips, one per (prompt, seed)."""
+        """uint8 [N, H, W, 3] images or [N, T, H, W, 3] clips, one per (prompt, seed); the
+        call's measured cost is in `last_stats` afterwards. An image-edit model edits `images`
+        uint8 [N, H, W, 3] (one source per prompt, resized to its resolution) as told."""
         if len(prompts) != len(seeds):
             raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
-        cfg = dict(self.sampler)
-        if sampler is not None and sampler != cfg["name"]:
-            cfg = {"name": sampler, "steps": cfg["steps"], "guidance_scale": cfg["guidance_scale"]}
-        if steps is not None:
-            cfg["steps"] = steps
-        if guidance_scale is not None:
-            cfg["guidance_scale"] = guidance_scale
-        cfg = parse_sampler(
-            self.paradigm, cfg, where="generation parameter sampler", schedule=self.schedule
-        ).as_dict()
+        source = self._sources(images, len(prompts))
+        cfg = self._sampler_config(steps, guidance_scale, sampler)
         scheduler = make_scheduler(self.paradigm, self.schedule, cfg)
         n, res = len(prompts), self.resolution
         shape = (n, self.frames, 3, res, res) if self.task == "text-to-video" else (n, 3, res, res)
-        cond = self.model.encode(prompts, self.device)
-        null = self.model.encode([""] * n, self.device)
         scale = float(cfg["guidance_scale"])
+        with GenerationMeter(self.device, batch_size=n) as meter:
+            cond = self.model.encode(prompts, self.device)
+            null = self.model.encode([""] * n, self.device)
 
-        def denoise(x: torch.Tensor, t: float) -> torch.Tensor:
-            if scale == 1.0:
-                return self.model(x, torch.full((n,), t, device=self.device), cond)
-            both = self.model(
-                torch.cat([x, x]),
-                torch.full((2 * n,), t, device=self.device),
-                torch.cat([cond, null]),
+            def network(x: torch.Tensor, t: float, text: torch.Tensor) -> torch.Tensor:
+                meter.count(x.shape[0])
+                times = torch.full((x.shape[0],), t, device=self.device)
+                if source is None:
+                    return self.model(x, times, text)
+                return self.model(x, times, text, source=source.repeat(len(x) // n, 1, 1, 1))
+
+            def denoise(x: torch.Tensor, t: float) -> torch.Tensor:
+                if scale == 1.0:
+                    return network(x, t, cond)
+                c, u = network(torch.cat([x, x]), t, torch.cat([cond, null])).chunk(2)
+                return u + scale * (c - u)
+
+            generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+            x = run_sampler(denoise, scheduler, shape, generators, cfg["steps"], self.device)
+            pixels = to_pixels(x)
+        dtype = next(self.model.parameters()).dtype
+        self.last_stats = meter.stats(steps=cfg["steps"], dtype=dtype)
+        return pixels
+
+    def _sources(self, images: np.ndarray | None, n: int) -> torch.Tensor | None:
+        """The source images in model space [N, 3, R, R] (None for text-to-media models)."""
+        if self.task != "image-edit":
+            if images is not None:
+                raise ValueError(f"a {self.task} model takes no images to edit")
+            return None
+        images = None if images is None else np.asarray(images)
+        if images is None or images.ndim != 4 or images.shape[-1] != 3 or len(images) != n:
+            got = None if images is None else list(images.shape)
+            raise ValueError(f"an image-edit model needs images uint8 [{n}, H, W, 3], got {got}")
+        if images.shape[1:3] != (self.resolution, self.resolution):
+            from PIL import Image
+
+            side = (self.resolution, self.resolution)
+            images = np.stack(
+                [np.asarray(Image.fromarray(i).resize(side, Image.BICUBIC)) for i in images]
             )
-            c, u = both.chunk(2)
-            return u + scale * (c - u)
-
-        generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
-        x = run_sampler(denoise, scheduler, shape, generators, cfg["steps"], self.device)
-        return to_pixels(x)
+        return to_model_space(images.astype(np.uint8)).to(self.device)
 
 
 def load_native(

@@ -8,11 +8,14 @@ allowed.
     {
       "format": "native",
       "paradigm": "diffusion" | "score" | "flow" | "video",
-      "task": "text-to-image" | "text-to-video",   # video <=> text-to-video
+      "task": "text-to-image" | "text-to-video" | "image-edit",  # video <=> text-to-video;
+                                                    # image-edit: image paradigms, the U-Net
+                                                    # also reads the source image
       "resolution": 32,                             # pixels, square, 8..512, multiple of the stride
       "frames": 1,                                  # 1 for images (default), 2..64 for video
       "architecture": {"type": "unet", "channels": 48, "channel_mult": [1, 2, 2], "patch": 2,
                        "heads": 4, "cond_dim": 128, "temporal": false,
+                       "image_conditioning": false,  # true <=> image-edit (source channels)
                        "text": {"vocabulary": [...], "dim": 128, "layers": 1, "heads": 4,
                                 "max_tokens": 24}},
       "schedule": {...},   # optional; diffusion: num_train_timesteps, beta_schedule, beta_start,
@@ -114,8 +117,18 @@ SCHEDULE_KEYS: dict[str, set[str]] = {p: set(s) for p, s in SCHEDULE_SPECS.items
 
 
 def task_of(paradigm: str) -> str:
-    """The task a paradigm's networks generate for."""
+    """The task a paradigm's networks generate for by default."""
     return "text-to-video" if paradigm == "video" else "text-to-image"
+
+
+# Tasks each paradigm's networks can serve: image paradigms also edit (the U-Net reads the source
+# image concatenated to its input channels, as InstructPix2Pix does).
+PARADIGM_TASKS: dict[str, tuple[str, ...]] = {
+    "diffusion": ("text-to-image", "image-edit"),
+    "score": ("text-to-image", "image-edit"),
+    "flow": ("text-to-image", "image-edit"),
+    "video": ("text-to-video",),
+}
 
 
 @dataclass(frozen=True)
@@ -136,6 +149,7 @@ class UNetConfig:
     cond_dim: int
     temporal: bool
     text: TextEncoderConfig
+    image_conditioning: bool = False  # the source image's channels join the input (image-edit)
 
     @property
     def stride(self) -> int:
@@ -143,7 +157,7 @@ class UNetConfig:
         return self.patch * 2 ** (len(self.channel_mult) - 1)
 
     def as_dict(self) -> dict:
-        return {
+        out = {
             "type": "unet",
             "channels": self.channels,
             "channel_mult": list(self.channel_mult),
@@ -159,6 +173,9 @@ class UNetConfig:
                 "max_tokens": self.text.max_tokens,
             },
         }
+        if self.image_conditioning:  # only editors carry the key
+            out["image_conditioning"] = True
+        return out
 
 
 @dataclass(frozen=True)
@@ -182,16 +199,13 @@ class NativeConfig:
     """A validated native config.json with its defaults filled in."""
 
     paradigm: str
+    task: str
     resolution: int
     frames: int
     architecture: UNetConfig
     schedule: dict[str, Any]
     sampler: SamplerConfig
     extra: dict[str, Any] = field(default_factory=dict)  # training / name / description / metadata
-
-    @property
-    def task(self) -> str:
-        return task_of(self.paradigm)
 
     def as_dict(self) -> dict:
         """The canonical JSON object (what config.json and a version's generator config hold)."""
@@ -354,7 +368,7 @@ def _parse_text(text: object) -> TextEncoderConfig:
     return TextEncoderConfig(tuple(vocab), dim, layers, heads, max_tokens)
 
 
-def _parse_architecture(paradigm: str, arch: object) -> UNetConfig:
+def _parse_architecture(paradigm: str, arch: object, task: str) -> UNetConfig:
     where = "architecture."
     if not isinstance(arch, dict) or arch.get("type") != "unet":
         raise GeneratorConfigError("architecture.type must be 'unet'")
@@ -383,6 +397,11 @@ def _parse_architecture(paradigm: str, arch: object) -> UNetConfig:
     unknown = sorted(set(arch) - {"type", *UNetConfig.__dataclass_fields__})
     if unknown:
         raise GeneratorConfigError(f"architecture has unknown keys {unknown}")
+    image_conditioning = task == "image-edit"
+    if arch.get("image_conditioning", False) is not image_conditioning:
+        raise GeneratorConfigError(
+            f"{where}image_conditioning must be {str(image_conditioning).lower()} for task {task}"
+        )
     return UNetConfig(
         channels=channels,
         channel_mult=tuple(mult),
@@ -391,6 +410,7 @@ def _parse_architecture(paradigm: str, arch: object) -> UNetConfig:
         cond_dim=cond_dim,
         temporal=temporal,
         text=_parse_text(arch.get("text")),
+        image_conditioning=image_conditioning,
     )
 
 
@@ -419,9 +439,10 @@ def parse_native_config(config: object) -> NativeConfig:
         raise GeneratorConfigError(
             f"task must be one of {list(TASK_NAMES)}, got {config['task']!r}"
         )
-    if config["task"] != task_of(paradigm):
+    if config["task"] not in PARADIGM_TASKS[paradigm]:
+        allowed = " or ".join(repr(t) for t in PARADIGM_TASKS[paradigm])
         raise GeneratorConfigError(
-            f"task must be {task_of(paradigm)!r} for paradigm {paradigm!r}, got {config['task']!r}"
+            f"task must be {allowed} for paradigm {paradigm!r}, got {config['task']!r}"
         )
     resolution = _int(config, "resolution", "", *RESOLUTION_RANGE)
     if paradigm == "video":
@@ -430,7 +451,7 @@ def parse_native_config(config: object) -> NativeConfig:
         frames = config.get("frames", 1)
         if not isinstance(frames, int) or isinstance(frames, bool) or frames != 1:
             raise GeneratorConfigError(f"frames must be 1 for images, got {frames!r}")
-    arch = _parse_architecture(paradigm, config["architecture"])
+    arch = _parse_architecture(paradigm, config["architecture"], config["task"])
     if resolution % arch.stride:
         raise GeneratorConfigError(
             f"resolution must be a multiple of {arch.stride} for this U-Net "
@@ -447,6 +468,7 @@ def parse_native_config(config: object) -> NativeConfig:
     sampler = parse_sampler(paradigm, config.get("sampler", {}), schedule=schedule)
     return NativeConfig(
         paradigm=paradigm,
+        task=config["task"],
         resolution=resolution,
         frames=frames,
         architecture=arch,

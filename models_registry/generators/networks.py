@@ -184,10 +184,14 @@ class ConditionalUNet(nn.Module):
         heads: int = 4,
         temporal: bool = False,
         patch: int = 2,
+        image_conditioning: bool = False,
     ) -> None:
         super().__init__()
         self.temporal = temporal
         self.patch = patch
+        # Image editing: the source image joins the noisy input channel-wise (InstructPix2Pix).
+        self.image_conditioning = image_conditioning
+        inputs = 6 if image_conditioning else 3
         self.time_mlp = nn.Sequential(
             nn.Linear(cond_dim, cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim)
         )
@@ -196,7 +200,7 @@ class ConditionalUNet(nn.Module):
         widths = [channels * m for m in channel_mult]
         # Pixel-unshuffle patches: the first level runs at H/patch, which is what makes CPU training fit.
         self.stem = nn.Sequential(
-            nn.PixelUnshuffle(patch), nn.Conv2d(3 * patch * patch, widths[0], 3, padding=1)
+            nn.PixelUnshuffle(patch), nn.Conv2d(inputs * patch * patch, widths[0], 3, padding=1)
         )
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
@@ -224,10 +228,25 @@ class ConditionalUNet(nn.Module):
         nn.init.zeros_(self.head[0].weight)
         nn.init.zeros_(self.head[0].bias)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """x float [B, 3, H, W] (or [B, T, 3, H, W]), t float [B], text float [B, text_dim]."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        text: torch.Tensor,
+        source: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x float [B, 3, H, W] (or [B, T, 3, H, W]), t float [B], text float [B, text_dim];
+        `source` float [B, 3, H, W] in [-1, 1], the image to edit (image_conditioning only)."""
+        if (source is not None) != self.image_conditioning:
+            raise ValueError(
+                "this U-Net edits a source image: pass source"
+                if self.image_conditioning
+                else "this U-Net takes no source image"
+            )
         frames = 1
         shape = x.shape
+        if source is not None:
+            x = torch.cat([x, source], dim=1)
         if self.temporal:
             b, frames = shape[:2]
             x = x.reshape(b * frames, *shape[2:])

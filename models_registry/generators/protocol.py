@@ -6,6 +6,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from models_registry.generators.measurement import GenerationStats  # noqa: F401 (re-export)
 from models_registry.generators.tasks import TASK_NAMES as TASKS  # noqa: F401 (re-export)
 
 
@@ -22,11 +23,26 @@ class Generator(Protocol):
     uint8 [N, T, H, W, 3] clips ("text-to-video"), one per (prompt, seed). The same prompt, seed
     and params give identical output on the same device. Params: `steps`, `guidance_scale`, and
     format-specific ones (native: `sampler`; diffusers: `scheduler`, `resolution`, `frames`).
+    An "image-edit" generator also takes `images=` uint8 [N, H, W, 3], the source each prompt
+    (an instruction) edits, and returns the edited images.
+
+    After each call `last_stats` holds what it cost (`GenerationStats`: steps, network
+    evaluations per sample counted during the call, dtype, device, batch size, peak memory).
+    `nfe_for_steps(steps, **params)` says how many network evaluations per sample a call with
+    those params will make (the sampler's own timesteps, CFG doubling), without running it.
+    `sampler_name` is the default sampler (native) or scheduler class (diffusers); the
+    `sampler_param` names the generate() parameter that picks another ("sampler" or
+    "scheduler").
     """
 
     task: str
     resolution: int
     frames: int
     device: str
+    last_stats: GenerationStats | None
+    sampler_name: str
+    sampler_param: str
 
     def generate(self, prompts: list[str], seeds: list[int], **params) -> np.ndarray: ...
+
+    def nfe_for_steps(self, steps: int, **params) -> int: ...

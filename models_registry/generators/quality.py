@@ -290,6 +290,8 @@ def check_samples(
     (no score: the checker only knows the synthetic domain). An image is checked on
     IMAGE_ATTRIBUTES, a clip on VIDEO_ATTRIBUTES; a prompt of the other media kind (an image
     caption for a clip) is checked on the attributes both share and counts the rest as not shown.
+    An empty scene's caption ("a black background") is checked on its background and on showing
+    no object ("object").
     """
     if len(prompts) != len(media):
         raise ValueError(f"{len(media)} samples but {len(prompts)} prompts: give one per sample")
@@ -303,6 +305,8 @@ def check_samples(
         wanted = {k: v for k, v in parsed[i].items() if v is not None}
         shown = {name: read.get(name) == wanted[name] for name in wanted if name in names}
         shown.update({name: False for name in wanted if name not in names})
+        if parsed[i]["shape"] is None:  # an empty scene ("a black background"): no object
+            shown["object"] = read.get("shape") is None
         out[i] = SampleCheck(score=sum(shown.values()) / len(shown), attributes=shown, read=read)
     return out
 
@@ -316,12 +320,17 @@ def prompt_agreement(
     checks = [c for c in check_samples(model, images, prompts) if c is not None]
     if not checks:
         raise ValueError("no prompt is in the synthetic grammar: nothing to check")
+    objects = [c for c in checks if "colour" in c.attributes]  # not the empty scenes
     out: dict[str, float] = {
-        "colour": float(np.mean([c.attributes["colour"] for c in checks])),
-        "shape": float(np.mean([c.attributes["shape"] for c in checks])),
-        "both": float(np.mean([c.attributes["colour"] and c.attributes["shape"] for c in checks])),
+        "colour": float(np.mean([c.attributes["colour"] for c in objects])) if objects else 0.0,
+        "shape": float(np.mean([c.attributes["shape"] for c in objects])) if objects else 0.0,
+        "both": (
+            float(np.mean([c.attributes["colour"] and c.attributes["shape"] for c in objects]))
+            if objects
+            else 0.0
+        ),
     }
-    for name in ("size", "position", "direction", "background"):
+    for name in ("size", "position", "direction", "background", "object"):
         hits = [c.attributes[name] for c in checks if name in c.attributes]
         if hits:
             out[name] = float(np.mean(hits))

@@ -24,7 +24,9 @@ from models_registry.generators.native import (
     save_native,
 )
 from models_registry.generators.synthetic import (
+    EDIT_VOCABULARY,
     VOCABULARY,
+    render_edit_dataset,
     render_image_dataset,
     render_video_dataset,
 )
@@ -54,9 +56,12 @@ class ReferenceSpec:
     teacher: str | None = None  # reflow: slug of the flow model whose ODE couplings it learns
     reflow_pairs: int = 0
     log_sigma: tuple[float, float] | None = None  # score: EDM's log-normal σ for training
+    edits: bool = False  # an image editor: trained on (source, instruction, target) triples
 
     @property
     def task(self) -> str:
+        if self.edits:
+            return "image-edit"
         return "text-to-video" if self.paradigm == "video" else "text-to-image"
 
 
@@ -150,6 +155,32 @@ REFERENCE_SPECS: tuple[ReferenceSpec, ...] = (
         channel_mult=(1, 2),
         sampler={"name": "euler", "steps": 10, "guidance_scale": 3.0},
     ),
+    ReferenceSpec(
+        slug="ref-edit-flow",
+        display_name="Reference editing flow (source channels)",
+        paradigm="flow",
+        description="Instruction-following image editor: a 32-channel flow U-Net that reads the "
+        "source image concatenated to its input (InstructPix2Pix-style), trained on synthetic "
+        "edit triples; Euler sampler, 8 steps, CFG 2.",
+        steps=1500,
+        channels=32,
+        channel_mult=(1, 2),
+        batch_size=32,
+        sampler={"name": "euler", "steps": 8, "guidance_scale": 2.0},
+        edits=True,
+    ),
+    ReferenceSpec(
+        slug="ref-edit-undertrained",
+        display_name="Under-trained tiny editor",
+        paradigm="flow",
+        description="Deliberately under-trained: a 16-channel editing flow model after 80 steps.",
+        steps=80,
+        channels=16,
+        channel_mult=(1, 2),
+        batch_size=32,
+        sampler={"name": "euler", "steps": 8, "guidance_scale": 2.0},
+        edits=True,
+    ),
 )
 RESOLUTION = 32
 FRAMES = 16  # FVD's I3D protocol (StyleGAN-V) reads 16-frame clips
@@ -180,8 +211,9 @@ def native_config(spec: ReferenceSpec, *, training: dict | None = None) -> dict:
             "heads": 4,
             "cond_dim": 128,
             "temporal": spec.paradigm == "video",
+            **({"image_conditioning": True} if spec.edits else {}),
             "text": {
-                "vocabulary": VOCABULARY,
+                "vocabulary": EDIT_VOCABULARY if spec.edits else VOCABULARY,
                 "dim": 128,
                 "layers": 1,
                 "heads": 4,
@@ -205,6 +237,14 @@ class TrainingData:
         self.n_images, self.n_videos, self.seed = images, videos, seed
         self._image: tuple[torch.Tensor, list[str]] | None = None
         self._video: tuple[torch.Tensor, list[str]] | None = None
+        self._edits: tuple[torch.Tensor, torch.Tensor, list[str]] | None = None
+
+    def edits(self) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+        """(sources, targets, instructions) of as many jittered edits as images."""
+        if self._edits is None:
+            sources, targets, instructions, _ = render_edit_dataset(self.n_images, self.seed + 2)
+            self._edits = (to_model_space(sources), to_model_space(targets), instructions)
+        return self._edits
 
     def for_task(self, task: str) -> tuple[torch.Tensor, list[str]]:
         if task == "text-to-video":
@@ -270,8 +310,11 @@ def train_reference(
         log_sigma=spec.log_sigma,
     )
     config = native_config(spec)
-    data_tensor, captions = data.for_task(spec.task)
-    pairs_noise = None
+    pairs_noise = sources = None
+    if spec.edits:
+        sources, data_tensor, captions = data.edits()
+    else:
+        data_tensor, captions = data.for_task(spec.task)
     if spec.teacher is not None:
         teacher_dir = root / spec.teacher
         teacher = load_native(teacher_dir, device=device)
@@ -283,13 +326,25 @@ def train_reference(
         plan.caption_dropout = 0.0  # guidance is distilled into the conditional model
     else:
         model = build_model(config).to(device)
-    ema = train(model, data_tensor, captions, plan, pairs_noise=pairs_noise, progress=progress)
+    ema = train(
+        model,
+        data_tensor,
+        captions,
+        plan,
+        pairs_noise=pairs_noise,
+        progress=progress,
+        sources=sources,
+    )
     config["training"] = {
         "steps": steps,
         "batch_size": plan.batch_size,
         "learning_rate": spec.lr,
         "seconds": round(time.monotonic() - started, 1),
-        "data": "synthetic shapes (models_registry.generators.synthetic)",
+        "data": (
+            "synthetic shape edits (models_registry.generators.synthetic)"
+            if spec.edits
+            else "synthetic shapes (models_registry.generators.synthetic)"
+        ),
         "teacher": spec.teacher,
         "log_sigma": list(spec.log_sigma) if spec.log_sigma else None,
         "quick": quick,

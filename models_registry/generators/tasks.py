@@ -20,6 +20,9 @@ class TaskSpec:
     prompt_set_name: str
     prompt_set_size: int
     prompt_set_description: str
+    # Each prompt edits a source image (image-edit): generators take `images=`, samples are
+    # shown and judged beside their source, and metrics compare the two.
+    source_image: bool = False
 
     @property
     def choice_name(self) -> str:
@@ -51,6 +54,19 @@ TASKS: dict[str, TaskSpec] = {
             prompt_set_size=24,
             prompt_set_description="Captions of moving shapes; categories colour, shape and "
             "motion (direction) each cycle through every value of their attribute.",
+        ),
+        TaskSpec(
+            name="image-edit",
+            label="Image editing",
+            media="image",
+            media_plural="edits",
+            prompt_set="edit-benchmark",
+            prompt_set_name="Image-editing benchmark",
+            prompt_set_size=48,
+            prompt_set_description="A source image of the synthetic shapes domain and an "
+            "instruction with an exact target; categories colour, shape, position, size, add and "
+            "remove, one edit of that kind each.",
+            source_image=True,
         ),
     )
 }

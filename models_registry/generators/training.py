@@ -137,8 +137,16 @@ class TextConditionedDenoiser(nn.Module):
     def encode(self, captions: Sequence[str], device: torch.device | str) -> torch.Tensor:
         return self.text_encoder(self.text_encoder.tokenize(list(captions)).to(device))
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        return self.denoiser(x, t, text)
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        text: torch.Tensor,
+        source: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if source is None:
+            return self.denoiser(x, t, text)
+        return self.denoiser(x, t, text, source=source)
 
 
 def to_model_space(pixels: np.ndarray) -> torch.Tensor:
@@ -160,10 +168,13 @@ def train(
     plan: TrainingPlan,
     pairs_noise: torch.Tensor | None = None,
     progress: Callable[[int, float], None] | None = None,
+    sources: torch.Tensor | None = None,
 ) -> TextConditionedDenoiser:
     """Train `model` on data float [N, ...] in [-1, 1] with the plan's loss; returns the EMA copy.
 
-    With `pairs_noise` [N, ...] (reflow), each data item is coupled with its noise.
+    With `pairs_noise` [N, ...] (reflow), each data item is coupled with its noise. With
+    `sources` [N, 3, H, W] (image editing), item i is the edit of source i that caption i asks
+    for, and the network sees the source beside its input.
     `progress(step, loss)` is called after every step (the command draws a tqdm bar with it).
     """
     gen = torch.Generator().manual_seed(plan.seed)
@@ -191,11 +202,18 @@ def train(
         drop = torch.rand(plan.batch_size, generator=gen) < plan.caption_dropout
         batch_tokens[drop] = null
         text = model.text_encoder(batch_tokens.to(device))
+        net: Net = model
+        if sources is not None:
+            source = sources[idx].to(device)
+
+            def net(x, t, text, source=source):
+                return model(x, t, text, source=source)
+
         if plan.paradigm == "diffusion":
-            loss = epsilon_prediction_loss(model, x0, text, alphas, gen)
+            loss = epsilon_prediction_loss(net, x0, text, alphas, gen)
         elif plan.paradigm == "score":
             loss = denoising_score_matching_loss(
-                model,
+                net,
                 x0,
                 text,
                 plan.schedule["sigma_min"],
@@ -205,7 +223,7 @@ def train(
             )
         elif plan.paradigm in ("flow", "video"):
             noise = pairs_noise[idx].to(device) if pairs_noise is not None else None
-            loss = flow_matching_loss(model, x0, text, gen, noise=noise)
+            loss = flow_matching_loss(net, x0, text, gen, noise=noise)
         else:
             raise ValueError(f"unknown paradigm {plan.paradigm!r}")
         optimiser.zero_grad(set_to_none=True)

@@ -147,6 +147,8 @@
       if (!response.ok) { status.textContent = data.message || "No battle available."; return; }
       if (data.size !== size) { window.location.reload(); return; }  // another layout
       document.getElementById("prompt-text").textContent = data.prompt.text;
+      const source = document.querySelector("#source .source-media");
+      if (source && data.source) source.src = data.source.url;
       data.media.forEach((m) => {
         const el = document.querySelector("#side-" + m.side + " .media");
         el.src = m.url;

@@ -125,6 +125,8 @@ def pages(arena) -> dict[str, str]:
         "leaderboard": "/leaderboard/text-to-image/",
         "video-leaderboard": "/leaderboard/text-to-video/",
         "model": f"/models/{arena.models[-1].slug}/",
+        "sample": f"/samples/{arena.samples[-1].public_id}/",
+        "verify": "/verify",
     }
 
 

@@ -400,8 +400,14 @@ def test_diffusers_with_pickled_component_weights_is_rejected():
         ({"resolution": "64"}, "resolution must be an integer in [8, 512], got '64'"),
         ({"resolution": 36}, "resolution must be a multiple of"),
         ({"frames": 2}, "frames must be 1 for images, got 2"),
-        ({"task": "text-to-video"}, "task must be 'text-to-image' for paradigm 'diffusion'"),
-        ({"task": "text-to-audio"}, "task must be one of ['text-to-image', 'text-to-video']"),
+        (
+            {"task": "text-to-video"},
+            "task must be 'text-to-image' or 'image-edit' for paradigm 'diffusion'",
+        ),
+        (
+            {"task": "text-to-audio"},
+            "task must be one of ['text-to-image', 'text-to-video', 'image-edit']",
+        ),
         ({"format": "pickle"}, "format must be 'native'"),
         ({"paradigm": "video"}, "task must be 'text-to-video' for paradigm 'video'"),
         ({"architecture": [1, 2]}, "architecture.type must be 'unet'"),

@@ -19,6 +19,7 @@ PURE_CORES = [
     "evaluation.metrics",
     "evaluation.features",
     "evaluation.judges",
+    "evaluation.provenance",
     "models_registry.generators",
 ]
 # The URL root composes every app's routes; it is the one module allowed to look up.

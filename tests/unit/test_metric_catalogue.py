@@ -13,6 +13,7 @@ from evaluation.management.commands.compute_metric import Command as ComputeMetr
 from evaluation.metrics import catalogue
 from evaluation.metrics.catalogue import (
     BACKBONES,
+    EDIT,
     INTERVALS,
     JUDGE,
     KINDS,
@@ -22,12 +23,13 @@ from evaluation.metrics.catalogue import (
     REFERENCE,
     SUITE_METRIC_NAMES,
 )
+from evaluation.metrics.edit import EditPrompts
 from evaluation.metrics.prompt_agreement import CheckerBackbone
 from evaluation.metrics.suite import ESTIMATORS, evaluate, reference_from_media
 from evaluation.models import JudgeMode
 from evaluation.services import task_metric_names
 from models_registry.generators.quality import train_classifier
-from models_registry.generators.synthetic import benchmark_prompts
+from models_registry.generators.synthetic import benchmark_edits, benchmark_prompts, edit_region
 from models_registry.generators.tasks import TASK_NAMES, task_spec
 
 
@@ -38,7 +40,12 @@ class ToyBackbone:
 
     def __init__(self, key: str) -> None:
         self.name = key
-        self.modality = {"inception": "image", "clip": "image-text", "i3d": "video"}[key]
+        self.modality = {
+            "inception": "image",
+            "clip": "image-text",
+            "i3d": "video",
+            "pixels": "pixels",
+        }[key]
         self._projection = torch.from_numpy(np.random.default_rng(0).normal(size=(3, 8)))
 
     def encode_images(self, images: np.ndarray) -> torch.Tensor:
@@ -105,6 +112,16 @@ def test_every_suite_output_is_a_catalogue_metric_with_a_label(name, request):
     prompts = [f"a prompt with {k} words" for k in range(10)] if spec.kind == PROMPT else None
     if spec.backbone == "checker":  # it scores captions of the synthetic grammar only
         prompts = [caption for caption, _ in benchmark_prompts(TASK_NAMES[0], 10)]
+    if spec.kind == EDIT:  # each edit with its source, captions and the oracle's region
+        edits = benchmark_edits(10)
+        prompts = EditPrompts(
+            [e.target_caption for e in edits],
+            sources=_media(spec, 10, seed=3),
+            source_captions=[e.source_caption for e in edits],
+            masks=np.stack(
+                [edit_region(e.source_caption, e.target_caption, resolution=8) for e in edits]
+            ),
+        )
     options = {"subsets": 3, "subset_size": 5} if spec.estimator == "kid" else {}
     if spec.estimator == "cmmd":
         options = {"bootstrap": 4}
@@ -171,7 +188,8 @@ def test_prompt_agreement_is_a_prompt_metric_of_both_tasks_read_by_the_checker()
         "ci95",
         PROMPT,
     )
-    assert spec.tasks == TASK_NAMES and spec.media == "any" and spec.backbone == "checker"
+    assert spec.tasks == ("text-to-image", "text-to-video") and spec.media == "any"
+    assert spec.backbone == "checker"
     assert spec.interval_method == METRICS["clip_score"].interval_method  # Student-t
     assert spec.heading == "Prompt agreement ↑"
     with pytest.raises(ValueError, match="needs the checker backbone"):

@@ -26,6 +26,6 @@ def test_each_task_has_a_media_kind_and_a_benchmark_prompt_set(name):
 
 def test_an_unknown_task_names_the_tasks_that_exist():
     with pytest.raises(
-        ValueError, match="unknown task 'image-edit'; expected one of text-to-image"
+        ValueError, match="unknown task 'image-to-3d'; expected one of text-to-image"
     ):
-        task_spec("image-edit")
+        task_spec("image-to-3d")

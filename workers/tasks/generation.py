@@ -20,3 +20,32 @@ def gpu_generate_samples(
         version_id=version_id, prompt_set_slug=prompt_set_slug, seeds=seeds, prompt_ids=prompt_ids
     )
     return report.as_dict()
+
+
+@shared_task(name="workers.tasks.gpu_steps_sweep")
+def gpu_steps_sweep(
+    version_id: int,
+    metric: str = "prompt_agreement",
+    nfe_budgets: list[int] | None = None,
+    sampler: str | None = None,
+    seeds: list[int] | None = None,
+    force: bool = False,
+    prompt_set_slug: str | None = None,
+) -> list[dict]:
+    """A version's steps sweep (quality per NFE budget); idempotent per (version, metric,
+    sampler, steps): a redelivery computes only the missing points. Returns the points."""
+    from evaluation.steps_sweep import DEFAULT_NFE_BUDGETS, steps_sweep_run
+
+    points = steps_sweep_run(
+        version_id=version_id,
+        metric=metric,
+        nfe_budgets=nfe_budgets or DEFAULT_NFE_BUDGETS,
+        sampler=sampler,
+        seeds=seeds if seeds is not None else (0,),
+        force=force,
+        prompt_set_slug=prompt_set_slug,
+    )
+    return [
+        {"steps": p.steps, "nfe": p.nfe, "status": p.status, "value": p.value, "n": p.n}
+        for p in points
+    ]

@@ -47,7 +47,7 @@ class Command(ModelVersionCommand):
     def handle(self, *args, **options) -> None:
         if options["agreement"]:
             if not options["task"]:
-                raise CommandError("--agreement needs --task (text-to-image or text-to-video)")
+                raise CommandError(f"--agreement needs --task (one of {', '.join(Task.values)})")
             result = judge_human_agreement(
                 task=options["task"], judge_name=options["judge"], category=options["category"]
             )

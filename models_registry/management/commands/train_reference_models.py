@@ -129,9 +129,15 @@ class Command(BaseCommand):
     def _evaluate(self, root: Path, specs, n: int) -> None:
         """Prompt agreement (colour and shape read by the classifier) of each model, saved as
         root/quality.json and printed."""
+        import numpy as np
+
         from models_registry.generators import load_generator
         from models_registry.generators.quality import load_or_train_classifier, prompt_agreement
-        from models_registry.generators.synthetic import benchmark_prompts
+        from models_registry.generators.synthetic import (
+            benchmark_edits,
+            benchmark_prompts,
+            render_scene,
+        )
 
         classifier = load_or_train_classifier(root / "quality-classifier.safetensors")
         path = root / "quality.json"
@@ -143,8 +149,16 @@ class Command(BaseCommand):
                 continue
             generator = load_generator(directory, device="cpu")
             count = min(n, 24) if spec.task == "text-to-video" else n
-            prompts = [p for p, _ in benchmark_prompts(spec.task, count)]
-            samples = generator.generate(prompts, list(range(count)))
+            if spec.edits:  # an edit is read against its target scene
+                edits = benchmark_edits(count)
+                sources = np.stack([render_scene(e.source) for e in edits])
+                samples = generator.generate(
+                    [e.instruction for e in edits], list(range(count)), images=sources
+                )
+                prompts = [e.target_caption for e in edits]
+            else:
+                prompts = [p for p, _ in benchmark_prompts(spec.task, count)]
+                samples = generator.generate(prompts, list(range(count)))
             scores[spec.slug] = {**prompt_agreement(classifier, samples, prompts), "mtime_ns": sha}
         path.write_text(json.dumps(scores, indent=2))
         for spec in specs:
