@@ -28,6 +28,7 @@ urlpatterns = [
     ),
     path("samples/<uuid:public_id>/", views.sample_page, name="sample"),
     path("samples/<uuid:public_id>/media", views.sample_media, name="sample-media"),
+    path("samples/<uuid:public_id>/source", views.sample_source, name="sample-source"),
     path("samples/<uuid:public_id>/manifest.json", views.sample_manifest, name="sample-manifest"),
     path("arena/battles/<str:token>/reveal/<str:side>", views.battle_sample, name="battle-sample"),
     path(

@@ -679,6 +679,15 @@ def sample_media(request: HttpRequest, public_id) -> HttpResponse:
 
 
 @require_GET
+def sample_source(request: HttpRequest, public_id) -> HttpResponse:
+    """The source image an image-edit sample edited (404 for samples of other tasks)."""
+    sample = _sample_or_404(request, public_id)
+    if not sample.prompt.source_image:
+        raise Http404("this sample edits no source image")
+    return _stream_file(sample.prompt.source_image)
+
+
+@require_GET
 def sample_manifest(request: HttpRequest, public_id) -> HttpResponse:
     sample = _sample_or_404(request, public_id)
     try:

@@ -128,7 +128,8 @@ def benchmark(
 
 def build_tiny_pipelines(root: Path) -> list[Path]:
     """The tests' tiny SD-like and SD3 pipelines, saved under `root`."""
-    from tests.unit.test_generators_diffusers_runtime import save_tiny_sd, save_tiny_sd3
+    from tests.unit.test_generators_diffusers import save_tiny_sd
+    from tests.unit.test_generators_diffusers_runtime import save_tiny_sd3
 
     return [save_tiny_sd(root / "tiny-sd"), save_tiny_sd3(root / "tiny-sd3")]
 

@@ -219,6 +219,24 @@ def test_an_edit_battle_shows_the_source_and_two_edits_and_votes_reach_the_leade
     assert len(exported) == 1 and exported[0]["winner"] == exact_side
 
 
+def test_an_edit_samples_page_shows_the_source_it_edited(media, tmp_path):
+    from django.test import Client
+    from PIL import Image
+
+    media.C2PA_DEMO_SIGNER = True
+    media.C2PA_DEMO_DIR = tmp_path / "c2pa"
+    media.C2PA_SIGNING_CERT = media.C2PA_SIGNING_KEY = None
+    version = _version_with_edits(tmp_path, lambda p: render_scene(scene_of_caption(p.target_text)))
+    sample = Sample.objects.filter(version=version).select_related("prompt").first()
+    client = Client()
+    source = client.get(f"/samples/{sample.public_id}/source")
+    assert source.status_code == 200 and source["Content-Type"] == "image/png"
+    pixels = np.asarray(Image.open(io.BytesIO(b"".join(source.streaming_content))).convert("RGB"))
+    assert np.array_equal(pixels, prompt_source_image(sample.prompt))
+    page = client.get(f"/samples/{sample.public_id}/").content.decode()
+    assert f"/samples/{sample.public_id}/source" in page and sample.prompt.source_text in page
+
+
 def test_the_checker_judges_edit_pairs_against_the_target_preferring_the_exact_edit(
     media, tmp_path
 ):

@@ -90,19 +90,26 @@ def test_bad_boolean_names_the_variable():
     assert "DEBUG" in result.stderr
 
 
-def test_check_deploy_passes_with_production_environment():
-    result = run_manage(
-        "check",
-        "--deploy",
-        "--fail-level",
-        "WARNING",
-        env_overrides={
-            "DEBUG": "0",
-            "SECRET_KEY": secrets.token_urlsafe(50),
-            "ALLOWED_HOSTS": "arena.example.org",
-        },
-    )
+def test_check_deploy_passes_with_production_environment(tmp_path):
+    from evaluation.provenance.credentials import make_demo_chain
+
+    # Production signs published samples with its own C2PA certificate (no demo signer).
+    chain_pem, key_pem, _ = make_demo_chain(organization="arena.example.org")
+    (tmp_path / "chain.pem").write_bytes(chain_pem)
+    (tmp_path / "key.pem").write_bytes(key_pem)
+    production = {
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "arena.example.org",
+        "C2PA_SIGNING_CERT": str(tmp_path / "chain.pem"),
+        "C2PA_SIGNING_KEY": str(tmp_path / "key.pem"),
+    }
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", env_overrides=production)
     assert result.returncode == 0, result.stdout + result.stderr
+    # Without a certificate the check says how to configure one.
+    del production["C2PA_SIGNING_CERT"], production["C2PA_SIGNING_KEY"]
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", env_overrides=production)
+    assert result.returncode != 0 and "evaluation.W001" in result.stdout + result.stderr
 
 
 def test_migrations_are_complete():

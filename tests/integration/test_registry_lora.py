@@ -30,8 +30,10 @@ from tests.integration.registry_support import (
     upload_all,
 )
 from tests.integration.test_generation_task import tiny_prompt_set
-from tests.unit.test_generators_diffusers import t2i_dir  # noqa: F401 (fixture)
-from tests.unit.test_generators_diffusers_runtime import tiny_unet
+from tests.unit.test_generators_diffusers import (
+    t2i_dir,  # noqa: F401 (fixture)
+    tiny_unet,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 LORA_FILE = "pytorch_lora_weights.safetensors"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_generators_diffusers_runtime import save_tiny_sd
+from tests.unit.test_generators_diffusers import save_tiny_sd
 
 ROOT = Path(__file__).resolve().parents[2]
 

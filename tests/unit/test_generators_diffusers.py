@@ -66,14 +66,12 @@ def _vae():
     )
 
 
-@pytest.fixture(scope="module")
-def t2i_dir(tmp_path_factory) -> Path:
-    from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+def tiny_unet(block_out_channels: tuple[int, int] = (16, 32)):
+    """The tiny SD UNet (2 levels, cross-attention at the lower one), random weights."""
+    from diffusers import UNet2DConditionModel
 
-    root = tmp_path_factory.mktemp("tiny-sd")
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(
-        block_out_channels=(16, 32),
+    return UNet2DConditionModel(
+        block_out_channels=block_out_channels,
         layers_per_block=1,
         sample_size=16,
         in_channels=4,
@@ -84,8 +82,15 @@ def t2i_dir(tmp_path_factory) -> Path:
         attention_head_dim=4,
         norm_num_groups=8,
     )
+
+
+def save_tiny_sd(directory: Path) -> Path:
+    """A tiny StableDiffusionPipeline (UNet + VAE + CLIP text encoder), saved with safetensors."""
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+
+    torch.manual_seed(0)
     pipe = StableDiffusionPipeline(
-        unet=unet,
+        unet=tiny_unet(),
         vae=_vae(),
         text_encoder=_text_encoder(),
         tokenizer=_tokenizer(),
@@ -94,8 +99,13 @@ def t2i_dir(tmp_path_factory) -> Path:
         feature_extractor=None,
         requires_safety_checker=False,
     )
-    pipe.save_pretrained(root / "pipe", safe_serialization=True)
-    return root / "pipe"
+    pipe.save_pretrained(directory, safe_serialization=True)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def t2i_dir(tmp_path_factory) -> Path:
+    return save_tiny_sd(tmp_path_factory.mktemp("tiny-sd") / "pipe")
 
 
 @pytest.fixture(scope="module")

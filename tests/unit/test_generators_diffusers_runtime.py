@@ -19,48 +19,13 @@ from tests.unit.test_generators_diffusers import (  # noqa: F401 (t2i_dir: a fix
     _tokenizer,
     _vae,
     _validated,
+    save_tiny_sd,
     t2i_dir,
+    tiny_unet,
 )
 
 PROMPTS = ["a red circle", "a blue square"]
 SEEDS = [0, 1]
-
-
-def tiny_unet(block_out_channels: tuple[int, int] = (16, 32)):
-    """The tiny SD UNet (2 levels, cross-attention at the lower one), random weights."""
-    from diffusers import UNet2DConditionModel
-
-    return UNet2DConditionModel(
-        block_out_channels=block_out_channels,
-        layers_per_block=1,
-        sample_size=16,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
-        attention_head_dim=4,
-        norm_num_groups=8,
-    )
-
-
-def save_tiny_sd(directory: Path) -> Path:
-    """A tiny StableDiffusionPipeline (UNet + VAE + CLIP text encoder), saved with safetensors."""
-    from diffusers import DDIMScheduler, StableDiffusionPipeline
-
-    torch.manual_seed(0)
-    pipe = StableDiffusionPipeline(
-        unet=tiny_unet(),
-        vae=_vae(),
-        text_encoder=_text_encoder(),
-        tokenizer=_tokenizer(),
-        scheduler=DDIMScheduler(beta_schedule="scaled_linear", clip_sample=False, steps_offset=1),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.save_pretrained(directory, safe_serialization=True)
-    return directory
 
 
 def save_tiny_sd3(directory: Path) -> Path:
@@ -227,7 +192,8 @@ def test_attention_slicing_gives_the_same_images(t2i_dir, slicing):  # noqa: F81
     sliced, gen = _images(t2i_dir, attention_slicing=slicing)
     processors = {type(p).__name__ for p in gen.pipe.unet.attn_processors.values()}
     assert processors == {"SlicedAttnProcessor"}
-    assert np.array_equal(plain, sliced)
+    # The same attention, computed slice by slice: float rounding only (at most 1 grey level).
+    assert np.abs(plain.astype(int) - sliced.astype(int)).max() <= 1
 
 
 def test_attention_slicing_on_a_transformer_pipeline_is_refused(sd3_dir):
