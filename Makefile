@@ -14,6 +14,8 @@ run seed: export CLIP_WEIGHTS_PATH ?= $(DEMO_CLIP)
 run seed: export CLIP_WEIGHTS_CUSTOM ?= 1
 # Quiet terminal: warnings and errors, plus seed_progress's bars (one per model).
 run seed: export LOG_LEVEL ?= WARNING
+# Each published model's quality-per-NFE curve (steps sweep) on its model page.
+run seed: export STEPS_SWEEP_ON_PUBLISH ?= 1
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -431,7 +431,7 @@ def steps_sweep_plot(
             if p.get("lower") is not None and p.get("upper") is not None:
                 bar = (
                     f'<line x1="{_fmt(px)}" y1="{_fmt(y(p["lower"]))}" x2="{_fmt(px)}" '
-                    f'y2="{_fmt(y(p["upper"]))}" stroke="{colour}" class="interval"/>'
+                    f'y2="{_fmt(y(p["upper"]))}" class="interval" style="stroke: {colour}"/>'
                 )
             marks.append(
                 f"<g><title>{tip}</title>{bar}"

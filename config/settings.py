@@ -252,6 +252,10 @@ JUDGE_LOCAL_VLM_PATH = env_path("JUDGE_LOCAL_VLM_PATH")
 UPLOAD_USER_QUOTA_BYTES = env_int("UPLOAD_USER_QUOTA_BYTES", 20 * 1024**3)
 UPLOAD_MAX_CHECKPOINT_BYTES = env_int("UPLOAD_MAX_CHECKPOINT_BYTES", 10 * 1024**3)
 ARENA_AUTO_APPROVE = env_bool("ARENA_AUTO_APPROVE", DEBUG)
+# A steps sweep (quality per NFE, evaluation.steps_sweep) of every version when it publishes,
+# scored with STEPS_SWEEP_METRIC; `make run` turns it on so the demo's model pages show curves.
+STEPS_SWEEP_ON_PUBLISH = env_bool("STEPS_SWEEP_ON_PUBLISH", False)
+STEPS_SWEEP_METRIC = env_str("STEPS_SWEEP_METRIC", "prompt_agreement")
 
 LOGGING = {
     "version": 1,

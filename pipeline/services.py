@@ -187,7 +187,33 @@ def version_join_arena(*, version_id: int) -> ModelVersion:
             version.save(update_fields=["arena_approved", "status", "status_reason", "updated_at"])
         if not version.arena_approved:
             stage_wait(version_id=version_id, stage=Stage.ARENA, reason=AWAITING_APPROVAL)
+        else:
+            steps_sweep_on_publish(version=version)
     return version
+
+
+def steps_sweep_on_publish(*, version: ModelVersion) -> bool:
+    """With STEPS_SWEEP_ON_PUBLISH, queue a published version's steps sweep (gpu queue) when
+    STEPS_SWEEP_METRIC can score its task; returns whether one was queued. The sweep runs
+    after the version is published, so its failure never fails the version."""
+    from evaluation.steps_sweep import SweepRequestError, check_sweep_request
+
+    if not settings.STEPS_SWEEP_ON_PUBLISH:
+        return False
+    try:
+        check_sweep_request(
+            task=version.model.task, metric=settings.STEPS_SWEEP_METRIC, nfe_budgets=[1]
+        )
+    except SweepRequestError:
+        return False  # e.g. image-edit: prompt agreement cannot score an edit
+    message = signature(
+        "workers.tasks.gpu_steps_sweep",
+        args=[version.pk],
+        kwargs={"metric": settings.STEPS_SWEEP_METRIC},
+        immutable=True,
+    )
+    transaction.on_commit(message.apply_async)
+    return True
 
 
 def arena_stage_resume(*, version_id: int) -> bool:

@@ -19,7 +19,12 @@ from evaluation.services import metric_result_store
 from evaluation.steps_sweep import SweepRequestError, steps_sweep_run
 from models_registry.generators.measurement import cpu_model_name
 from models_registry.models import VersionStatus
-from tests.integration.registry_support import make_user, token_client
+from tests.integration.registry_support import (
+    create_model,
+    create_version,
+    make_user,
+    token_client,
+)
 from tests.integration.test_generation_task import register_tiny, tiny_prompt_set
 from tests.unit.test_generators_native import tiny
 
@@ -208,3 +213,41 @@ def test_steps_sweep_command_task_and_model_page_plot(tmp_path, capsys):
     generate_samples(version_id=version.id, prompt_set_slug="tiny-t2i", seeds=[0])
     html = Client().get(f"/models/{version.model.slug}/").content.decode()
     assert "per sample (median" in html and "NFE 4 per sample" in html
+
+
+def test_publishing_queues_the_versions_steps_sweep_when_configured(
+    tmp_path, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    import workers.tasks  # noqa: F401 (registers gpu_steps_sweep with the app)
+    from config.celery import app
+    from pipeline.services import version_join_arena
+
+    settings.ARENA_AUTO_APPROVE = True
+    version = register_tiny(tmp_path, "tiny-flow")  # Euler with CFG: NFE = 2 × steps
+    tiny_prompt_set(n=2, slug="t2i-benchmark")
+    settings.STEPS_SWEEP_ON_PUBLISH = False
+    with django_capture_on_commit_callbacks() as callbacks:
+        version_join_arena(version_id=version.id)
+    assert callbacks == [] and not StepsSweepPoint.objects.exists()
+
+    settings.STEPS_SWEEP_ON_PUBLISH = True
+    monkeypatch.setattr(app.conf, "task_always_eager", True)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        version_join_arena(version_id=version.id)
+    assert len(callbacks) == 1
+    points = StepsSweepPoint.objects.filter(version=version).order_by("steps")
+    assert [(p.metric, p.steps, p.nfe) for p in points] == [
+        ("prompt_agreement", s, 2 * s) for s in (1, 2, 4, 8, 16)
+    ]
+    version.refresh_from_db()
+    assert version.status == VersionStatus.PUBLISHED
+    # An edit model is not swept: prompt agreement cannot score an edit.
+    from models_registry.models import ModelVersion
+    from pipeline.services import steps_sweep_on_publish
+
+    client = token_client(make_user("editor"))
+    create_model(client, "tiny-editor", task="image-edit")
+    edit = ModelVersion.objects.get(pk=create_version(client, "tiny-editor")["id"])
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert steps_sweep_on_publish(version=edit) is False
+    assert callbacks == []
