@@ -24,6 +24,7 @@ from models_registry.generators.native import (
     save_native,
 )
 from models_registry.generators.synthetic import (
+    EDIT_CATEGORIES,
     EDIT_VOCABULARY,
     VOCABULARY,
     render_edit_dataset,
@@ -57,6 +58,7 @@ class ReferenceSpec:
     reflow_pairs: int = 0
     log_sigma: tuple[float, float] | None = None  # score: EDM's log-normal σ for training
     edits: bool = False  # an image editor: trained on (source, instruction, target) triples
+    edit_mix: tuple[str, ...] = EDIT_CATEGORIES  # editors: the categories its triples cycle through
 
     @property
     def task(self) -> str:
@@ -64,6 +66,11 @@ class ReferenceSpec:
             return "image-edit"
         return "text-to-video" if self.paradigm == "video" else "text-to-image"
 
+
+# The reference editor's training mix: "add" (the whole object from the words) three turns,
+# "position" (where, from the words) two, the others one each. With the six in turn, 3000 steps
+# scored no better than 1500 (edit accuracy 0.29 / 0.25); with this mix 0.46 (README).
+EDIT_TRAINING_MIX: tuple[str, ...] = (*EDIT_CATEGORIES, "position", "add", "add")
 
 REFERENCE_SPECS: tuple[ReferenceSpec, ...] = (
     ReferenceSpec(
@@ -161,13 +168,14 @@ REFERENCE_SPECS: tuple[ReferenceSpec, ...] = (
         paradigm="flow",
         description="Instruction-following image editor: a 32-channel flow U-Net that reads the "
         "source image concatenated to its input (InstructPix2Pix-style), trained on synthetic "
-        "edit triples; Euler sampler, 8 steps, CFG 2.",
-        steps=1500,
+        "edit triples (more adds and moves); Euler sampler, 8 steps, CFG 2.",
+        steps=3000,
         channels=32,
         channel_mult=(1, 2),
         batch_size=32,
         sampler={"name": "euler", "steps": 8, "guidance_scale": 2.0},
         edits=True,
+        edit_mix=EDIT_TRAINING_MIX,
     ),
     ReferenceSpec(
         slug="ref-edit-undertrained",
@@ -237,14 +245,23 @@ class TrainingData:
         self.n_images, self.n_videos, self.seed = images, videos, seed
         self._image: tuple[torch.Tensor, list[str]] | None = None
         self._video: tuple[torch.Tensor, list[str]] | None = None
-        self._edits: tuple[torch.Tensor, torch.Tensor, list[str]] | None = None
+        self._edits: dict[tuple[str, ...], tuple[torch.Tensor, torch.Tensor, list[str]]] = {}
 
-    def edits(self) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-        """(sources, targets, instructions) of as many jittered edits as images."""
-        if self._edits is None:
-            sources, targets, instructions, _ = render_edit_dataset(self.n_images, self.seed + 2)
-            self._edits = (to_model_space(sources), to_model_space(targets), instructions)
-        return self._edits
+    def edits(
+        self, categories: tuple[str, ...] = EDIT_CATEGORIES
+    ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+        """(sources, targets, instructions) of as many jittered edits as images, the categories
+        cycling through `categories`."""
+        if categories not in self._edits:
+            sources, targets, instructions, _ = render_edit_dataset(
+                self.n_images, self.seed + 2, mix=categories
+            )
+            self._edits[categories] = (
+                to_model_space(sources),
+                to_model_space(targets),
+                instructions,
+            )
+        return self._edits[categories]
 
     def for_task(self, task: str) -> tuple[torch.Tensor, list[str]]:
         if task == "text-to-video":
@@ -312,7 +329,7 @@ def train_reference(
     config = native_config(spec)
     pairs_noise = sources = None
     if spec.edits:
-        sources, data_tensor, captions = data.edits()
+        sources, data_tensor, captions = data.edits(spec.edit_mix)
     else:
         data_tensor, captions = data.for_task(spec.task)
     if spec.teacher is not None:

@@ -460,17 +460,18 @@ def edit_region(
 
 
 def render_edit_dataset(
-    n: int, seed: int, size: int = 32
+    n: int, seed: int, size: int = 32, mix: tuple[str, ...] = EDIT_CATEGORIES
 ) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     """`n` jittered edits: (sources uint8 [N, size, size, 3], targets likewise, instructions,
-    categories), the categories cycling through EDIT_CATEGORIES."""
+    categories), the categories cycling through `mix` (a category listed twice gets twice the
+    share)."""
     rng = np.random.default_rng(seed)
     sources = np.empty((n, size, size, 3), dtype=np.uint8)
     targets = np.empty_like(sources)
     instructions: list[str] = []
     categories: list[str] = []
     for i in range(n):
-        edit = sample_edit(rng, EDIT_CATEGORIES[i % len(EDIT_CATEGORIES)])
+        edit = sample_edit(rng, mix[i % len(mix)])
         sources[i], targets[i] = render_edit(edit, resolution=size, rng=rng)
         instructions.append(edit.instruction)
         categories.append(edit.category)

@@ -23,12 +23,24 @@ from models_registry.generators.synthetic import (
     make_edit,
     parse_caption,
     render_edit,
+    render_edit_dataset,
     render_image,
     render_scene,
     scene_of_caption,
 )
 
 CHANGED = {"colour": "colour", "shape": "shape", "position": "position", "size": "size"}
+
+
+def test_the_training_mix_sets_each_edit_kinds_share():
+    from models_registry.generators.reference import EDIT_TRAINING_MIX
+
+    _, _, _, plain = render_edit_dataset(12, seed=0)
+    assert plain == list(EDIT_CATEGORIES) * 2
+    sources, targets, instructions, mixed = render_edit_dataset(18, seed=0, mix=EDIT_TRAINING_MIX)
+    shares = {c: mixed.count(c) for c in EDIT_CATEGORIES}
+    assert shares == {**dict.fromkeys(EDIT_CATEGORIES, 2), "position": 4, "add": 6}
+    assert sources.shape == targets.shape == (18, 32, 32, 3) and len(instructions) == 18
 
 
 def test_the_benchmark_has_distinct_instructions_and_an_equal_share_of_each_edit_kind():
