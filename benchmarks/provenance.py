@@ -15,7 +15,6 @@ C2PA-sign) and to verify one image.
 from __future__ import annotations
 
 import argparse
-import io
 import math
 import sys
 import tempfile
@@ -33,17 +32,10 @@ from evaluation.provenance.manifest import read_manifest, sign_media  # noqa: E4
 from evaluation.provenance.rendition import (  # noqa: E402
     decode_image,
     encode_png_pixels_only,
+    jpeg_round_trip,
     publication_pixels,
 )
 from models_registry.generators.synthetic import render_image_dataset  # noqa: E402
-
-
-def jpeg(pixels: np.ndarray, quality: int) -> np.ndarray:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="JPEG", quality=quality)
-    return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
 
 
 def binomial_tail(k: int, n: int = 64) -> float:
@@ -61,7 +53,7 @@ def main() -> None:
     upscaled = [np.repeat(np.repeat(np.asarray(r), 8, 0), 8, 1) for r in renders]
 
     # --- false positives -------------------------------------------------------------------
-    unmarked = list(upscaled) + [jpeg(u, 75) for u in upscaled[: args.images // 4]]
+    unmarked = list(upscaled) + [jpeg_round_trip(u, 75) for u in upscaled[: args.images // 4]]
     unmarked += [rng.integers(0, 256, (256, 256, 3)).astype(np.uint8) for _ in range(20)]
     unmarked += [np.full((256, 256, 3), v, np.uint8) for v in (0, 128, 255)]
     ramp = np.linspace(0, 255, 256).astype(np.uint8)
@@ -95,9 +87,9 @@ def main() -> None:
     # --- true positives --------------------------------------------------------------------
     attacks = {
         "clean": lambda x: x,
-        "jpeg90": lambda x: jpeg(x, 90),
-        "jpeg75": lambda x: jpeg(x, 75),
-        "jpeg50": lambda x: jpeg(x, 50),
+        "jpeg90": lambda x: jpeg_round_trip(x, 90),
+        "jpeg75": lambda x: jpeg_round_trip(x, 75),
+        "jpeg50": lambda x: jpeg_round_trip(x, 50),
         "resize0.75": lambda x: W.resize_rgb(W.resize_rgb(x, 192, 192), 256, 256),
         "resize0.5": lambda x: W.resize_rgb(W.resize_rgb(x, 128, 128), 256, 256),
         "crop10%": lambda x: W.resize_rgb(x[13:-13, 13:-13], 256, 256),

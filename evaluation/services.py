@@ -451,7 +451,7 @@ def _compute_group(version, task, kind, names, backbone, samples) -> list[Metric
         backbone=backbone.name,
         weights_sha256=backbone.weights_sha256,
         weights_custom=backbone.custom,
-        manifest=metric_manifest(backbone=backbone, samples=samples, reference_set=None),
+        manifest=metric_manifest(backbone=backbone, samples=samples),
     )
     if backbone.modality == "video" and kind != MediaKind.VIDEO:
         return [
@@ -472,9 +472,7 @@ def _compute_group(version, task, kind, names, backbone, samples) -> list[Metric
         if needs_reference:
             reference_set = reference_set_for_task(task=task, backbone=backbone)
             reference_stats = reference_stats_load(reference_set=reference_set)
-            ids["manifest"] = metric_manifest(
-                backbone=backbone, samples=samples, reference_set=reference_set
-            )
+            ids["manifest"] = {**ids["manifest"], "reference": _reference_entry(reference_set)}
         values = evaluate_many(
             names,
             backbone=backbone,
@@ -541,9 +539,9 @@ def _estimator_seed(details: dict) -> int | None:
     return seed if isinstance(seed, int) else None
 
 
-def metric_manifest(*, backbone, samples: Sequence[Sample], reference_set) -> dict:
-    """The reproducibility manifest of metrics computed by `backbone` on `samples` (against
-    `reference_set`, a ReferenceSet or None): evaluation.provenance.reproducibility."""
+def metric_manifest(*, backbone, samples: Sequence[Sample]) -> dict:
+    """The reproducibility manifest of metrics computed by `backbone` on `samples`, with no
+    reference (see `_reference_entry`): evaluation.provenance.reproducibility."""
     from evaluation.features.registry import BACKBONES
     from evaluation.provenance.reproducibility import reproducibility_manifest
 
@@ -560,14 +558,6 @@ def metric_manifest(*, backbone, samples: Sequence[Sample], reference_set) -> di
             dtype = str(first.dtype).removeprefix("torch.")
             break
     digest = hashlib.sha256("\n".join(s.sha256 for s in samples).encode()).hexdigest()
-    reference = {}
-    if reference_set is not None:
-        reference = {
-            "slug": reference_set.slug,
-            "n": reference_set.n,
-            "stats_sha256": reference_set.stats_sha256,
-            "source": reference_set.source_path,
-        }
     return reproducibility_manifest(
         backbone=backbone.name,
         weights_sha256=backbone.weights_sha256 or "",
@@ -576,10 +566,20 @@ def metric_manifest(*, backbone, samples: Sequence[Sample], reference_set) -> di
         device=str(getattr(backbone, "device", None) or metrics_device()),
         batch_size=settings.METRICS_BATCH_SIZE,
         seeds={"sample_seeds": sorted({s.seed for s in samples})},
-        reference=reference,
+        reference={},
         samples={"n": len(samples), "sha256": digest},
         options={},
     )
+
+
+def _reference_entry(reference_set) -> dict:
+    """A ReferenceSet as the manifest's "reference" entry."""
+    return {
+        "slug": reference_set.slug,
+        "n": reference_set.n,
+        "stats_sha256": reference_set.stats_sha256,
+        "source": reference_set.source_path,
+    }
 
 
 def _json_safe(details: dict) -> dict:

@@ -47,6 +47,16 @@ def encode_png_pixels_only(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def jpeg_round_trip(pixels: np.ndarray, quality: int) -> np.ndarray:
+    """uint8 [H, W, 3] after a JPEG encode at `quality` and a decode (a robustness attack)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=quality)
+    with Image.open(io.BytesIO(buffer.getvalue())) as image:
+        return np.asarray(image.convert("RGB"))
+
+
 def decode_image(data: bytes, *, max_pixels: int) -> tuple[np.ndarray, str]:
     """(uint8 [H, W, 3] RGB, format) of untrusted image bytes, refusing more than `max_pixels`.
 

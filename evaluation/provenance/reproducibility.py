@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import platform
 from importlib import metadata
 
@@ -24,8 +25,14 @@ def library_versions() -> dict[str, str]:
     """{distribution: version} of LIBRARIES plus "python"; "" for one that is not installed.
 
     torch is named by its full build string (e.g. "2.4.1+cu121") with the CUDA and cuDNN it was
-    built with, since kernels differ between builds of one release.
+    built with, since kernels differ between builds of one release. Read once per process (the
+    versions cannot change under it); each call returns a fresh copy.
     """
+    return dict(_installed_versions())
+
+
+@functools.cache
+def _installed_versions() -> dict[str, str]:
     import torch
 
     out = {"python": platform.python_version()}

@@ -73,6 +73,12 @@ def jpeg(pixels: np.ndarray, quality: int = 75) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
 
 
+def sign(data: bytes, credentials, *, mime: str = "image/png", **fields: str) -> bytes:
+    """`data` signed with GENERATION (title "t", agent "x" unless given)."""
+    fields = {"title": "t", "software_agent": "x"} | fields
+    return sign_media(data, mime=mime, credentials=credentials, generation=GENERATION, **fields)
+
+
 @pytest.fixture(scope="module")
 def credentials(tmp_path_factory):
     return demo_credentials(tmp_path_factory.mktemp("c2pa"))
@@ -104,14 +110,7 @@ def test_demo_chain_is_a_ca_issuing_a_signing_certificate(credentials, tmp_path)
 
 def test_sign_and_read_round_trip(credentials, renders):
     data = png_bytes(renders[0])
-    signed = sign_media(
-        data,
-        mime="image/png",
-        credentials=credentials,
-        generation=GENERATION,
-        title="t",
-        software_agent="Tiny DDPM (tiny-ddpm@v1)",
-    )
+    signed = sign(data, credentials, software_agent="Tiny DDPM (tiny-ddpm@v1)")
     report = read_manifest(signed)
     assert report.present and report.valid and report.validation_state == "Valid"
     assert report.generation == GENERATION
@@ -127,14 +126,7 @@ def test_sign_and_read_round_trip(credentials, renders):
 
 
 def test_tampered_pixels_are_detected(credentials, renders):
-    signed = sign_media(
-        png_bytes(renders[1]),
-        mime="image/png",
-        credentials=credentials,
-        generation=GENERATION,
-        title="t",
-        software_agent="x",
-    )
+    signed = sign(png_bytes(renders[1]), credentials)
     tampered = bytearray(signed)
     tampered[signed.find(b"IDAT") + 40] ^= 0xFF
     report = read_manifest(bytes(tampered), trust_anchors=credentials.anchor_pem)
@@ -256,14 +248,7 @@ def test_publication_pixels_upscale_by_blocks():
 
 
 def test_strip_metadata_leaves_pixels_only(credentials, renders):
-    signed = sign_media(
-        png_bytes(renders[0], Author="tiny-ddpm", Comment="model tiny-ddpm"),
-        mime="image/png",
-        credentials=credentials,
-        generation=GENERATION,
-        title="t",
-        software_agent="x",
-    )
+    signed = sign(png_bytes(renders[0], Author="tiny-ddpm", Comment="model tiny-ddpm"), credentials)
     assert {"tEXt", "caBX"} & set(png_chunk_types(signed))
     stripped = strip_metadata(signed)
     assert set(png_chunk_types(stripped)) <= PIXEL_CHUNKS
@@ -311,13 +296,6 @@ def test_clips_are_signed_too(credentials):
     from evaluation.sample_store import encode_mp4
 
     clip = np.random.default_rng(6).integers(0, 256, (8, 32, 32, 3)).astype(np.uint8)
-    signed = sign_media(
-        encode_mp4(clip),
-        mime="video/mp4",
-        credentials=credentials,
-        generation=GENERATION,
-        title="clip",
-        software_agent="x",
-    )
+    signed = sign(encode_mp4(clip), credentials, mime="video/mp4", title="clip")
     report = read_manifest(signed, trust_anchors=credentials.anchor_pem)
     assert report.validation_state == "Trusted" and report.generation == GENERATION
