@@ -52,6 +52,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "created_at",
     ]
     list_filter = ["status", "arena_approved", "model__task"]
+    list_select_related = ["base_version__model"]  # base_version's __str__ reads its model
     search_fields = ["model__slug", "tag"]
     # base_version is fixed once set: the adapter was validated against that base.
     readonly_fields = ["status", "status_reason", "base_version", "arena_approved", "approved_by"]

@@ -61,9 +61,9 @@ def owned_models(*, user) -> QuerySet[GenerativeModel]:
 
 def visible_versions(*, user) -> QuerySet[ModelVersion]:
     """Versions of the models in :func:`visible_models`."""
-    return ModelVersion.objects.select_related("model", "model__owner").filter(
-        model__in=visible_models(user=user)
-    )
+    return ModelVersion.objects.select_related(
+        "model", "model__owner", "base_version__model"
+    ).filter(model__in=visible_models(user=user))
 
 
 def owned_versions(*, user) -> QuerySet[ModelVersion]:

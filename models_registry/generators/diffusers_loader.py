@@ -214,13 +214,11 @@ def parse_runtime_options(config: Mapping, *, where: str = "generator_config") -
         slicing = "auto"
     elif slicing is False or slicing is None:
         slicing = None
-    elif isinstance(slicing, str):
-        if slicing not in ATTENTION_SLICE_MODES:
-            raise GeneratorConfigError(
-                f"{where}.attention_slicing must be true, false, {list(ATTENTION_SLICE_MODES)} "
-                f"or a positive slice size, got {slicing!r}"
-            )
-    elif not isinstance(slicing, int) or slicing < 1:
+    elif (
+        slicing not in ATTENTION_SLICE_MODES
+        if isinstance(slicing, str)
+        else not isinstance(slicing, int) or slicing < 1
+    ):
         raise GeneratorConfigError(
             f"{where}.attention_slicing must be true, false, {list(ATTENTION_SLICE_MODES)} or a "
             f"positive slice size, got {slicing!r}"
