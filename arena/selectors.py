@@ -224,12 +224,12 @@ def _laplace_covariance(snapshot, ids: dict[str, int], states: dict[int, ModelSt
 # --- battles -------------------------------------------------------------------------------
 
 
-def battle_source_prompt(*, token: str) -> tuple[Battle, Prompt] | None:
-    """An image-edit battle and the prompt whose source image it shows, or None."""
+def edit_battle(*, token: str) -> Battle | None:
+    """An image-edit battle (its prompt, whose source image it shows, joined), or None."""
     battle = Battle.objects.select_related("prompt").filter(token=token).first()
     if battle is None or not battle.prompt.source_image:
         return None
-    return battle, battle.prompt
+    return battle
 
 
 def battle_by_media_token(*, media_token: str) -> tuple[Battle, Sample] | None:

@@ -676,10 +676,10 @@ def battle_reveal(*, vote: CastVote) -> dict:
 def battle_source_for(*, token: str, rater_id: int | None):
     """The source image file an image-edit battle's samples edit (its prompt's), only for the
     rater the battle was served to."""
-    found = selectors.battle_source_prompt(token=token)
-    if found is None or rater_id is None or found[0].served_to_id != rater_id:
+    battle = selectors.edit_battle(token=token)
+    if battle is None or rater_id is None or battle.served_to_id != rater_id:
         raise ArenaRefusal(404, "unknown_media", "No such media.")
-    return found[1].source_image
+    return battle.prompt.source_image
 
 
 def voted_sample_for(*, token: str, side: str, rater_id: int | None) -> Sample:

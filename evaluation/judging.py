@@ -266,7 +266,8 @@ def judge_version_samples(
         raise JudgeUnsupported(CHECKER_SINGLE_SAMPLES)
     judge = judge or build_judge(backend=backend)
     local = isinstance(judge.backend, vqascore.LocalVLM)
-    if mode is None and task_spec(version.model.task).source_image:
+    edits = task_spec(version.model.task).source_image
+    if mode is None and edits:
         mode = JudgeMode.RUBRIC  # VQAScore needs a prompt that describes the image
     mode = mode or default_mode("local" if local else "api")
     samples = list(Sample.objects.filter(version=version).select_related("prompt").order_by("id"))
@@ -284,7 +285,7 @@ def judge_version_samples(
     if progress and summary.skipped:
         progress(summary.skipped)
     cache_mode = vqascore.MODE if mode == JudgeMode.VQASCORE else rubric.MODE
-    if mode == JudgeMode.RUBRIC and task_spec(version.model.task).source_image:
+    if mode == JudgeMode.RUBRIC and edits:
         cache_mode = rubric.EDIT_MODE
     judge_cache_preload(
         judge,

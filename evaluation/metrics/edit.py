@@ -82,6 +82,11 @@ def masked_outside(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
     return np.where(masks[..., None], np.uint8(0), images).astype(np.uint8)
 
 
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    """float64 rows L2-normalised (as CLIP compares embeddings)."""
+    return torch.nn.functional.normalize(x.to(torch.float64), dim=-1)
+
+
 def clip_direction_scores(
     edit_embeddings: torch.Tensor,
     source_embeddings: torch.Tensor,
@@ -90,22 +95,16 @@ def clip_direction_scores(
 ) -> torch.Tensor:
     """Per edit float64 [B]: cos(edit − source image embedding, target − source text embedding),
     each embedding L2-normalised first (as CLIP compares them); a zero change scores 0."""
-
-    def unit(x: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.normalize(x.to(torch.float64), dim=-1)
-
-    image_delta = unit(edit_embeddings) - unit(source_embeddings)
-    text_delta = unit(target_text) - unit(source_text)
-    return (unit(image_delta) * unit(text_delta)).sum(dim=-1)
+    image_delta = _unit(edit_embeddings) - _unit(source_embeddings)
+    text_delta = _unit(target_text) - _unit(source_text)
+    return (_unit(image_delta) * _unit(text_delta)).sum(dim=-1)
 
 
 def preservation_clip_scores(
     edit_embeddings: torch.Tensor, source_embeddings: torch.Tensor
 ) -> torch.Tensor:
     """Per edit float64 [B]: 1 − cos(edit, source) of the masked images' embeddings."""
-    a = torch.nn.functional.normalize(edit_embeddings.to(torch.float64), dim=-1)
-    b = torch.nn.functional.normalize(source_embeddings.to(torch.float64), dim=-1)
-    return 1.0 - (a * b).sum(dim=-1)
+    return 1.0 - (_unit(edit_embeddings) * _unit(source_embeddings)).sum(dim=-1)
 
 
 class EditAccuracy(PromptAgreement):

@@ -144,8 +144,6 @@ class TextConditionedDenoiser(nn.Module):
         text: torch.Tensor,
         source: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        if source is None:
-            return self.denoiser(x, t, text)
         return self.denoiser(x, t, text, source=source)
 
 

@@ -11,7 +11,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from evaluation.models import Prompt, PromptSet
-from models_registry.generators.synthetic import benchmark_prompts
+from evaluation.sample_store import encode_png
+from models_registry.generators.synthetic import benchmark_edits, benchmark_prompts, render_scene
 from models_registry.generators.tasks import TASKS
 
 EDIT_SOURCE_RESOLUTION = 32  # pixels: the synthetic domain's side (the reference models')
@@ -72,19 +73,14 @@ def load_prompt_set(
 
 def benchmark_edit_sources(n: int) -> list[EditSource]:
     """The edit benchmark's sources, aligned with `benchmark_prompts("image-edit", n)`."""
-    import io
-
-    from PIL import Image
-
-    from models_registry.generators.synthetic import benchmark_edits, render_scene
-
-    out = []
-    for edit in benchmark_edits(n):
-        buffer = io.BytesIO()
-        image = render_scene(edit.source, resolution=EDIT_SOURCE_RESOLUTION)
-        Image.fromarray(image).save(buffer, format="PNG")
-        out.append(EditSource(buffer.getvalue(), edit.source_caption, edit.target_caption))
-    return out
+    return [
+        EditSource(
+            encode_png(render_scene(edit.source, resolution=EDIT_SOURCE_RESOLUTION)),
+            edit.source_caption,
+            edit.target_caption,
+        )
+        for edit in benchmark_edits(n)
+    ]
 
 
 class Command(BaseCommand):
@@ -99,9 +95,7 @@ class Command(BaseCommand):
                 description=spec.prompt_set_description,
                 prompts=benchmark_prompts(spec.name, spec.prompt_set_size),
                 sources=(
-                    benchmark_edit_sources(spec.prompt_set_size)
-                    if spec.name == "image-edit"
-                    else None
+                    benchmark_edit_sources(spec.prompt_set_size) if spec.source_image else None
                 ),
             )
             self.stdout.write(
