@@ -35,6 +35,7 @@ from evaluation.metrics.catalogue import METRICS, interval_of, metric_heading, o
 from evaluation.models import MetricResult, Prompt, Sample, VersionProvenance
 from evaluation.selectors import (
     generation_summaries_by_model,
+    generation_summaries_by_version,
     provenance_by_model,
     steps_sweep_points,
 )
@@ -47,7 +48,6 @@ from models_registry.models import (
     VersionStatus,
     Visibility,
 )
-from models_registry.selectors import version_generation_summary
 
 EXCLUDED_VERSION_STATUSES = (VersionStatus.REJECTED, VersionStatus.FAILED)
 LEADERBOARD_COLUMNS = (
@@ -789,12 +789,8 @@ def gallery_sample(*, model: GenerativeModel, public_id) -> Sample | None:
 def version_generation(*, versions: list[ModelVersion]) -> dict[int, dict[str, Any]]:
     """{version id: its generation summary (as a dict)} for versions whose samples recorded
     their generation time."""
-    out = {}
-    for version in versions:
-        summary = version_generation_summary(version=version)
-        if summary is not None:
-            out[version.id] = summary.as_dict()
-    return out
+    summaries = generation_summaries_by_version(version_ids=[v.id for v in versions])
+    return {version_id: summary.as_dict() for version_id, summary in summaries.items()}
 
 
 def steps_sweep_series(*, model: GenerativeModel) -> dict[str, dict[str, list[dict]]]:

@@ -297,6 +297,35 @@ def generator_directories(version: ModelVersion) -> tuple[Path, Path | None]:
     return checkpoint_directory(version.base_version), directory
 
 
+def generator_device(device: str | None = None) -> str:
+    """`device`, else GENERATOR_DEVICE, else (for "auto") CUDA when there is one, else CPU."""
+    from models_registry.generators import default_device
+
+    device = device or (None if settings.GENERATOR_DEVICE == "auto" else settings.GENERATOR_DEVICE)
+    return device or default_device()
+
+
+def load_version_generator(version: ModelVersion, *, device: str):
+    """The version's generator on `device` (`generator_directories`); GenerationFailed (logged)
+    when it has no usable checkpoint, a bad generator config or runs out of memory loading."""
+    from models_registry.generators import GeneratorConfigError, load_generator
+
+    try:
+        directory, lora = generator_directories(version)
+    except GenerationFailed as exc:
+        raise _fail(version.pk, str(exc)) from exc
+    try:
+        return load_generator(
+            directory, device=device, overrides=version.generator_config, lora=lora
+        )
+    except GeneratorConfigError as exc:
+        raise _fail(version.pk, f"bad generator config: {exc}") from exc
+    except Exception as exc:
+        if _is_oom(exc):
+            raise _fail(version.pk, f"out of memory loading the model on {device}") from exc
+        raise
+
+
 def _is_oom(exc: BaseException) -> bool:
     import torch
 
@@ -341,7 +370,7 @@ def generate_samples(
     set is complete, whichever chunk finishes last. A bad config, a wrong task or running out of
     memory at batch size 1 raises GenerationFailed with a readable reason (not retried).
     """
-    from models_registry.generators import GeneratorConfigError, default_device, load_generator
+    from models_registry.generators import GeneratorConfigError
 
     version = ModelVersion.objects.select_related("model").get(pk=version_id)
     task = version.model.task
@@ -371,26 +400,12 @@ def generate_samples(
     todo = [(p, s) for p in prompts for s in seeds if (p.id, s) not in done]
     progress = progress or (lambda _done, _total: None)
     progress(len(done), total)
-    device = device or (None if settings.GENERATOR_DEVICE == "auto" else settings.GENERATOR_DEVICE)
-    device = device or default_device()
+    device = generator_device(device)
     report = GenerationReport(version_id, slug, total, 0, total - len(todo), device)
     if not todo:
         report.complete = _set_complete(version_id, total, prompt_set, seeds)
         return report
-    try:
-        directory, lora = generator_directories(version)
-    except GenerationFailed as exc:
-        raise _fail(version_id, str(exc)) from exc
-    try:
-        generator = load_generator(
-            directory, device=device, overrides=version.generator_config, lora=lora
-        )
-    except GeneratorConfigError as exc:
-        raise _fail(version_id, f"bad generator config: {exc}") from exc
-    except Exception as exc:
-        if _is_oom(exc):
-            raise _fail(version_id, f"out of memory loading the model on {device}") from exc
-        raise
+    generator = load_version_generator(version, device=device)
     if generator.task != task:
         raise _fail(
             version_id, f"the checkpoint generates {generator.task} but the model is {task}"

@@ -81,21 +81,30 @@ def generation_summaries_by_model(
     newest: dict[int, ModelVersion] = {}
     for version in versions:
         newest.setdefault(version.model_id, version)
-    by_version: dict[int, list[tuple]] = {v.id: [] for v in newest.values()}
+    summaries = generation_summaries_by_version(version_ids=[v.id for v in newest.values()])
+    return {
+        model_id: (version, summaries[version.id])
+        for model_id, version in newest.items()
+        if version.id in summaries
+    }
+
+
+def generation_summaries_by_version(*, version_ids: Iterable[int]) -> dict[int, GenerationSummary]:
+    """{version id: its GenerationSummary} for the versions whose samples recorded their
+    generation time; priced with GENERATION_PRICES (one query for the samples)."""
+    by_version: dict[int, list[tuple]] = {}
     rows = Sample.objects.filter(
-        version_id__in=list(by_version), generation_seconds__isnull=False
+        version_id__in=list(version_ids), generation_seconds__isnull=False
     ).values_list("version_id", *GENERATION_FIELDS)
     for version_id, *fields in rows:
-        by_version[version_id].append(tuple(fields))
+        by_version.setdefault(version_id, []).append(tuple(fields))
     out = {}
-    for model_id, version in newest.items():
+    for version_id, version_rows in by_version.items():
         summary = summarise_generation(
-            by_version[version.id],
-            prices=settings.GENERATION_PRICES,
-            fps=settings.SAMPLE_VIDEO_FPS,
+            version_rows, prices=settings.GENERATION_PRICES, fps=settings.SAMPLE_VIDEO_FPS
         )
         if summary is not None:
-            out[model_id] = (version, summary)
+            out[version_id] = summary
     return out
 
 

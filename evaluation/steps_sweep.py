@@ -22,9 +22,9 @@ from evaluation.metrics.catalogue import PROMPT, REFERENCE, suite_metric_spec, t
 from evaluation.models import MetricStatus, PromptSet, StepsSweepPoint
 from evaluation.sample_store import (
     GenerationFailed,
-    _fail,
     _is_oom,
-    generator_directories,
+    generator_device,
+    load_version_generator,
 )
 from models_registry.generators.measurement import plan_nfe_sweep
 from models_registry.generators.tasks import task_spec
@@ -91,7 +91,7 @@ def steps_sweep_run(
         reference_slug_for_task,
         reference_stats_load,
     )
-    from models_registry.generators import GeneratorConfigError, default_device, load_generator
+    from models_registry.generators import GeneratorConfigError
     from models_registry.generators.quality import parse_prompt
 
     version = ModelVersion.objects.select_related("model").get(pk=version_id)
@@ -109,15 +109,7 @@ def steps_sweep_run(
     seeds = [int(s) for s in seeds]
     if not prompts or not seeds:
         raise SweepRequestError("prompt_set / seeds: nothing to generate")
-    device = device or (None if settings.GENERATOR_DEVICE == "auto" else settings.GENERATOR_DEVICE)
-    device = device or default_device()
-    try:
-        directory, lora = generator_directories(version)
-        generator = load_generator(
-            directory, device=device, overrides=version.generator_config, lora=lora
-        )
-    except GeneratorConfigError as exc:
-        raise _fail(version_id, f"bad generator config: {exc}") from exc
+    generator = load_version_generator(version, device=generator_device(device))
     params = {generator.sampler_param: sampler} if sampler else {}
     sampler_name = sampler or generator.sampler_name
     try:  # one step must be valid: a bad sampler is the request's fault, not a budget's

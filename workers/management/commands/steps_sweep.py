@@ -36,9 +36,13 @@ class Command(ModelVersionCommand):
         )
         parser.add_argument("--seeds", default="0", help="seeds per prompt, comma-separated")
         parser.add_argument("--prompt-set", default=None, help="default: the task's benchmark")
-        parser.add_argument("--batch-size", type=int, default=None)
         parser.add_argument(
-            "--device", default=None, help="torch device (default GENERATOR_DEVICE)"
+            "--batch-size", type=int, default=None, help="local runs; --queue uses the worker's"
+        )
+        parser.add_argument(
+            "--device",
+            default=None,
+            help="torch device of a local run (default GENERATOR_DEVICE; --queue: the worker's)",
         )
         parser.add_argument("--force", action="store_true", help="recompute existing points")
         parser.add_argument("--queue", action="store_true", help="run on a gpu worker (Celery)")
@@ -60,6 +64,7 @@ class Command(ModelVersionCommand):
                 sampler=options["sampler"],
                 seeds=seeds,
                 force=options["force"],
+                prompt_set_slug=options["prompt_set"],
             )
             self.stdout.write(f"queued steps sweep of {options['version']}: task {result.id}")
             return
