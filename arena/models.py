@@ -106,6 +106,28 @@ class BattleSample(models.Model):
         return f"battle {self.battle_id} sample {self.position}"
 
 
+class SampleReveal(models.Model):
+    """Rater `rater` has seen which model made `sample` (at the reveal after voting on a battle
+    that showed it). The sampler never serves that rater the sample again, and a battle sample
+    that ARENA_RETIRE_AFTER_REVEALS human raters have seen retires (evaluation.pools)."""
+
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="reveals")
+    rater = models.ForeignKey(Rater, on_delete=models.CASCADE, related_name="reveals")
+    rater_kind = models.CharField(max_length=8, choices=RaterKind.choices, default=RaterKind.HUMAN)
+    # The voter's address hash: with ARENA_EXCLUDE_SEEN_BY_ADDRESS, a new cookie from the same
+    # address is not served what that address has seen either.
+    ip_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["rater", "sample"], name="sample_reveal_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"sample {self.sample_id} revealed to rater {self.rater_id}"
+
+
 class Outcome(models.TextChoices):
     MODEL_A = "model_a", "A is better"
     MODEL_B = "model_b", "B is better"

@@ -95,17 +95,22 @@ def is_valid_task(task: str) -> bool:
 # --- arena pool and sampler state ------------------------------------------------------------
 
 
-def eligible_samples(*, task: str) -> QuerySet[Sample]:
-    """Samples that may appear in battles: approved, non-private, not rejected/failed versions."""
+def eligible_versions(*, task: str) -> QuerySet[ModelVersion]:
+    """Versions that may appear in battles: approved, non-private, not rejected or failed."""
     return (
-        Sample.objects.filter(
-            version__arena_approved=True,
-            version__model__task=task,
-            media_kind=task_spec(task).media,
-            prompt__prompt_set__task=task,
-        )
-        .exclude(version__model__visibility=Visibility.PRIVATE)
-        .exclude(version__status__in=EXCLUDED_VERSION_STATUSES)
+        ModelVersion.objects.filter(arena_approved=True, model__task=task)
+        .exclude(model__visibility=Visibility.PRIVATE)
+        .exclude(status__in=EXCLUDED_VERSION_STATUSES)
+    )
+
+
+def eligible_samples(*, task: str) -> QuerySet[Sample]:
+    """Samples that may appear in battles: the live battle pool (never the showcase, never a
+    retired sample) of eligible versions."""
+    return Sample.objects.live_battle().filter(
+        version__in=eligible_versions(task=task),
+        media_kind=task_spec(task).media,
+        prompt__prompt_set__task=task,
     )
 
 
@@ -307,9 +312,11 @@ def voted_battle_sample(*, token: str, position: int) -> tuple[int, Sample] | No
 
 
 def sample_for_page(*, public_id, user) -> Sample | None:
-    """A sample whose model the user may see and whose version is not rejected or failed."""
+    """A public sample (showcase or retired, evaluation.pools) whose model the user may see and
+    whose version is not rejected or failed. A live battle sample is not found by anyone."""
     return (
-        Sample.objects.filter(public_id=public_id, version__model__in=visible_models(user=user))
+        Sample.objects.public()
+        .filter(public_id=public_id, version__model__in=visible_models(user=user))
         .exclude(version__status__in=EXCLUDED_VERSION_STATUSES)
         .select_related("version__model", "version__checkpoint", "prompt")
         .first()
@@ -759,9 +766,10 @@ def model_versions(*, model: GenerativeModel) -> list[ModelVersion]:
 
 
 def sample_gallery(*, model: GenerativeModel, per_prompt: int = 4) -> list[tuple[Prompt, list]]:
-    """(prompt, samples) of the model's newest version that has samples, by prompt position."""
+    """(prompt, samples) of the model's newest version that has public samples (its showcase
+    and retired battle samples, never a live battle sample), by prompt position."""
     version = (
-        ModelVersion.objects.filter(model=model, samples__isnull=False)
+        ModelVersion.objects.filter(model=model, samples__in=Sample.objects.public())
         .exclude(status__in=EXCLUDED_VERSION_STATUSES)
         .order_by("-created_at")
         .first()
@@ -769,8 +777,11 @@ def sample_gallery(*, model: GenerativeModel, per_prompt: int = 4) -> list[tuple
     if version is None:
         return []
     groups: dict[int, tuple[Prompt, list]] = {}
-    for sample in version.samples.select_related("prompt").order_by(
-        "prompt__position", "prompt_id", "seed"
+    for sample in (
+        Sample.objects.public()
+        .filter(version=version)
+        .select_related("prompt")
+        .order_by("prompt__position", "prompt_id", "seed")
     ):
         entry = groups.setdefault(sample.prompt_id, (sample.prompt, []))
         if len(entry[1]) < per_prompt:
@@ -780,7 +791,8 @@ def sample_gallery(*, model: GenerativeModel, per_prompt: int = 4) -> list[tuple
 
 def gallery_sample(*, model: GenerativeModel, public_id) -> Sample | None:
     return (
-        Sample.objects.filter(public_id=public_id, version__model=model)
+        Sample.objects.public()
+        .filter(public_id=public_id, version__model=model)
         .exclude(version__status__in=EXCLUDED_VERSION_STATUSES)
         .first()
     )

@@ -25,7 +25,7 @@ from django.db.models import Exists, OuterRef
 from django.urls import reverse
 from django.utils import timezone
 
-from arena import rate_limits, selectors
+from arena import anonymity, rate_limits, selectors
 from arena.models import (
     Battle,
     BattleSample,
@@ -216,12 +216,20 @@ def battle_create(
     check_rate_limits(
         rate_limits_for(action="battles", rater_id=rater.pk, ip_hash=ip_hash), now=now
     )
-    pool, prompts = selectors.arena_pool(task=task)
+    pool, prompts = _unseen_pool(task=task, rater=rater, ip_hash=ip_hash)
     state = selectors.sampler_state(task=task)
     rng = rng or np.random.default_rng()
     if k > 2:
         return _kwise_battle_create(
-            task=task, rater=rater, ip_hash=ip_hash, rng=rng, k=k, now=now, state=state
+            task=task,
+            rater=rater,
+            ip_hash=ip_hash,
+            rng=rng,
+            k=k,
+            now=now,
+            state=state,
+            pool=pool,
+            prompts=prompts,
         )
     config = SamplingConfig(
         floor=settings.ARENA_SAMPLING_FLOOR,
@@ -263,12 +271,39 @@ NO_BATTLE_MESSAGE = (
     "No battle is available yet for this task: it needs samples of at least two "
     "approved models for the same prompt."
 )
+POOL_EXHAUSTED_MESSAGE = (
+    "You have seen who made every sample this arena can show you now, so none of them would be "
+    "anonymous to you. Fresh samples are being generated; please come back later."
+)
+
+
+def _unseen_pool(*, task: str, rater: Rater, ip_hash: str) -> tuple[dict, dict]:
+    """The arena pool without the samples whose model this rater has seen (arena.anonymity).
+    When that leaves no battle but the arena has one, refuse with 503 ``pool_exhausted`` and
+    queue fresh battle samples for the versions the rater has used up."""
+    pool, prompts = selectors.arena_pool(task=task)
+    seen = anonymity.seen_sample_ids(rater_id=rater.pk, ip_hash=ip_hash)
+    if not seen:
+        return pool, prompts
+    unseen = anonymity.unseen_pool_for(pool, seen)
+    if pool and not unseen:
+        anonymity.request_pool_refill(version_ids=anonymity.exhausted_versions(pool, seen))
+        raise ArenaRefusal(503, "pool_exhausted", POOL_EXHAUSTED_MESSAGE)
+    return unseen, prompts
 
 
 def _kwise_battle_create(
-    *, task: str, rater: Rater, ip_hash: str, rng, k: int, now: datetime, state
+    *,
+    task: str,
+    rater: Rater,
+    ip_hash: str,
+    rng,
+    k: int,
+    now: datetime,
+    state,
+    pool: dict,
+    prompts: dict,
 ) -> Battle:
-    pool, prompts = selectors.arena_pool(task=task)
     config = KwiseSamplingConfig(
         k=k,
         floor=settings.ARENA_SAMPLING_FLOOR,
@@ -554,6 +589,8 @@ def vote_create(
     if row is None:
         _explain_refused_vote(token=token, rater_id=rater_id, now=now, size=size)
     vote_id, task, category, slug_a, name_a, slug_b, name_b = row
+    # The reveal shows this rater who made the battle's samples: never serve them to them again.
+    anonymity.reveals_record(battle_token=token, rater_id=rater_id, ip_hash=ip_hash)
     transaction.on_commit(lambda: request_rating_refresh(task=task))
     model_a, model_b = RevealedModel(slug_a, name_a), RevealedModel(slug_b, name_b)
     return CastVote(

@@ -34,8 +34,20 @@ urlpatterns = [
     path(
         "arena/battles/<str:token>/reveal/<str:side>/manifest.json",
         views.battle_sample,
-        {"manifest": True},
+        {"part": "manifest"},
         name="battle-sample-manifest",
+    ),
+    path(
+        "arena/battles/<str:token>/reveal/<str:side>/media",
+        views.battle_sample,
+        {"part": "media"},
+        name="battle-sample-media",
+    ),
+    path(
+        "arena/battles/<str:token>/reveal/<str:side>/source",
+        views.battle_sample,
+        {"part": "source"},
+        name="battle-sample-source",
     ),
     path("verify", views.verify_page, name="verify"),
 ]

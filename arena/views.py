@@ -608,14 +608,16 @@ def model_sample_media(request: HttpRequest, slug: str, public_id) -> HttpRespon
 # --- provenance: sample pages, their signed media and manifest, /verify ---------------------
 
 
-def _published_response(request: HttpRequest, sample) -> HttpResponse:
+def _published_response(request: HttpRequest, sample, cache: str = "public") -> HttpResponse:
     """The sample's signed, watermarked rendition (made on first request)."""
     try:
         provenance = publication.sample_publish(sample=sample)
     except ImproperlyConfigured as exc:
         return refusal_response(request, ArenaRefusal(503, "provenance_unconfigured", str(exc)))
     response = _stream_file(provenance.media)
-    response["Cache-Control"] = "public, max-age=86400"
+    response["Cache-Control"] = (
+        "public, max-age=86400" if cache == "public" else "private, no-store"
+    )
     return response
 
 
@@ -642,9 +644,7 @@ def manifest_payload(sample, provenance) -> dict:
     }
 
 
-@require_GET
-def sample_page(request: HttpRequest, public_id) -> HttpResponse:
-    sample = _sample_or_404(request, public_id)
+def _render_sample_page(request: HttpRequest, sample, links: dict[str, str]) -> HttpResponse:
     try:
         provenance = publication.sample_publish(sample=sample)
     except ImproperlyConfigured as exc:
@@ -656,21 +656,61 @@ def sample_page(request: HttpRequest, public_id) -> HttpResponse:
             "sample": sample,
             "provenance": provenance,
             "payload": manifest_payload(sample, provenance),
+            **links,
         },
     )
 
 
 @require_GET
-def battle_sample(request: HttpRequest, token: str, side: str, manifest: bool = False):
-    """After the vote: the rater's way from a revealed battle to a sample's page or manifest."""
+def sample_page(request: HttpRequest, public_id) -> HttpResponse:
+    sample = _sample_or_404(request, public_id)
+    return _render_sample_page(
+        request,
+        sample,
+        {
+            "media_url": reverse("arena:sample-media", args=[sample.public_id]),
+            "source_url": reverse("arena:sample-source", args=[sample.public_id]),
+            "manifest_url": reverse("arena:sample-manifest", args=[sample.public_id]),
+        },
+    )
+
+
+@require_GET
+def battle_sample(request: HttpRequest, token: str, side: str, part: str = "page"):
+    """After the vote, for its rater only: a revealed battle sample's page, its published media
+    and its manifest, through the battle's token. A live battle sample has no public page (its
+    public id finds nothing), so the voter's link cannot unmask it for anyone else."""
     try:
         sample = services.voted_sample_for(
             token=token, side=side, rater_id=request_rater_id(request)
         )
     except ArenaRefusal as refusal:
-        return refusal_response(request, refusal)
-    name = "arena:sample-manifest" if manifest else "arena:sample"
-    return HttpResponseRedirect(reverse(name, args=[sample.public_id]))
+        return refusal_response(request, refusal, json=part == "manifest")
+    if part == "media":
+        return _published_response(request, sample, cache="private")
+    if part == "source":
+        if not sample.prompt.source_image:
+            raise Http404("this sample edits no source image")
+        return _stream_file(sample.prompt.source_image)
+    if part == "manifest":
+        try:
+            provenance = publication.sample_publish(sample=sample)
+        except ImproperlyConfigured as exc:
+            return refusal_response(
+                request, ArenaRefusal(503, "provenance_unconfigured", str(exc)), json=True
+            )
+        return JsonResponse(manifest_payload(sample, provenance))
+    response = _render_sample_page(
+        request,
+        sample,
+        {
+            "media_url": reverse("arena:battle-sample-media", args=[token, side]),
+            "source_url": reverse("arena:battle-sample-source", args=[token, side]),
+            "manifest_url": reverse("arena:battle-sample-manifest", args=[token, side]),
+        },
+    )
+    response["Cache-Control"] = "private, no-store"
+    return response
 
 
 @require_GET

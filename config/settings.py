@@ -300,7 +300,13 @@ GENERATION_PROMPTS_PER_TASK = env_int("GENERATION_PROMPTS_PER_TASK", 8)
 # Device for sampling: "auto" (cuda when available, else cpu), "cpu", "cuda", "cuda:1", ...
 GENERATOR_DEVICE = env_str("GENERATOR_DEVICE", "auto")
 GENERATOR_BATCH_SIZE = env_int("GENERATOR_BATCH_SIZE", 16)  # halved automatically on OOM
-GENERATOR_SEEDS_PER_PROMPT = env_int("GENERATOR_SEEDS_PER_PROMPT", 2)  # seeds 0..n-1
+# Two disjoint pools per version (evaluation.pools): the battle pool (seeds 0..n-1, served only
+# in battles) and the showcase (seeds 1,000,000 + 0..m-1: galleries, sample pages, the API).
+GENERATOR_SEEDS_PER_PROMPT = env_int("GENERATOR_SEEDS_PER_PROMPT", 2)  # battle seeds 0..n-1
+GENERATOR_SHOWCASE_SEEDS_PER_PROMPT = env_int("GENERATOR_SHOWCASE_SEEDS_PER_PROMPT", 1)
+# A public sample within this mean absolute difference (0-255, on 16x16 thumbnails) of a live
+# battle sample of its version is withheld (evaluation.features.fingerprint).
+LOOKALIKE_THRESHOLD = env_float("LOOKALIKE_THRESHOLD", 12.0)
 SAMPLE_VIDEO_FPS = env_int("SAMPLE_VIDEO_FPS", 8)
 REFERENCE_MODELS_DIR = Path(env_str("REFERENCE_MODELS_DIR", str(VAR_DIR / "reference_models")))
 REFERENCE_MODELS_OWNER = env_str("REFERENCE_MODELS_OWNER", "reference-models")
@@ -405,6 +411,20 @@ ARENA_TRUSTED_PROXY_HOPS = env_int("ARENA_TRUSTED_PROXY_HOPS", 0)
 ARENA_PROVISIONAL_VOTES = env_int("ARENA_PROVISIONAL_VOTES", 30)  # fewer: marked provisional
 ARENA_SAMPLING_FLOOR = env_float("ARENA_SAMPLING_FLOOR", 0.05)  # share of uniform pair picks
 ARENA_NEW_MODEL_BOOST = env_float("ARENA_NEW_MODEL_BOOST", 2.0)  # extra weight, fades with votes
+# Anonymity (arena.anonymity): a battle sample retires (never served again, then public) once
+# this many human raters have seen its model at the reveal, or when its version leaves the
+# arena. A version whose live battle pool falls below ARENA_POOL_REFILL_BELOW of its prompts x
+# seeds gets GENERATOR_SEEDS_PER_PROMPT fresh battle seeds, up to ARENA_POOL_MAX_SEEDS.
+ARENA_RETIRE_AFTER_REVEALS = env_int("ARENA_RETIRE_AFTER_REVEALS", 5)
+# Also keep from a rater what anyone from their address has seen (a new cookie does not reset
+# what they remember); turn off where many honest raters share one address (a campus NAT).
+ARENA_EXCLUDE_SEEN_BY_ADDRESS = env_bool("ARENA_EXCLUDE_SEEN_BY_ADDRESS", True)
+ARENA_POOL_REFILL_BELOW = env_float("ARENA_POOL_REFILL_BELOW", 0.5)
+ARENA_POOL_MAX_SEEDS = env_int("ARENA_POOL_MAX_SEEDS", 64)
+if ARENA_RETIRE_AFTER_REVEALS < 1:
+    fail("ARENA_RETIRE_AFTER_REVEALS", "must be at least 1")
+if ARENA_POOL_MAX_SEEDS > 1_000_000:
+    fail("ARENA_POOL_MAX_SEEDS", "battle seeds must stay below the showcase's (1,000,000)")
 ARENA_POOL_CACHE_SECONDS = env_float("ARENA_POOL_CACHE_SECONDS", 10.0)  # eligible-sample cache
 ARENA_REFRESH_DEBOUNCE_SECONDS = env_float("ARENA_REFRESH_DEBOUNCE_SECONDS", 15.0)
 # Anonymous visitors' leaderboards are cached by fingerprint (never stale); this bounds memory.

@@ -56,8 +56,37 @@ class MediaKind(models.TextChoices):
     VIDEO = "video", "Video"
 
 
+class SamplePool(models.TextChoices):
+    """The two disjoint pools the generate stage makes of every version (evaluation.pools)."""
+
+    BATTLE = "battle", "Battle pool (served only in battles, public once retired)"
+    SHOWCASE = "showcase", "Showcase (galleries, sample pages, API lists)"
+
+
+class RetiredReason(models.TextChoices):
+    REVEALS = "reveals", "Its model was revealed to ARENA_RETIRE_AFTER_REVEALS raters"
+    LEFT_ARENA = "left_arena", "Its version left the arena"
+    LOOKALIKE = "lookalike", "It looks like a public sample of its version (never served)"
+
+
+class SampleQuerySet(models.QuerySet):
+    def public(self) -> SampleQuerySet:
+        """Samples anyone may find: the showcase and retired battle samples, but none withheld
+        as a lookalike of a live battle sample (the anonymity rule, evaluation.pools)."""
+        return self.filter(
+            Q(pool=SamplePool.SHOWCASE) | Q(retired_at__isnull=False), withheld=False
+        )
+
+    def live_battle(self) -> SampleQuerySet:
+        """Battle-pool samples that may still be served (not retired)."""
+        return self.filter(pool=SamplePool.BATTLE, retired_at__isnull=True)
+
+
 class Sample(models.Model):
-    """One generated image or video, keyed by its natural key (version, prompt, seed)."""
+    """One generated image or video, keyed by its natural key (version, prompt, seed).
+
+    `pool` says where it may appear: the battle pool (served to raters through per-battle tokens
+    only, public once `retired_at` is set) or the showcase (public unless `withheld`)."""
 
     # Opaque id used in arena media URLs so that no model identity reaches the browser.
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -87,7 +116,20 @@ class Sample(models.Model):
     # height, aspect_ratio, frames (videos), generation_seconds, brightness, saturation. Extra
     # keys are welcome (numbers); RATINGS_STYLE_COVARIATES chooses which enter style control.
     covariates = models.JSONField(default=dict, blank=True)
+    pool = models.CharField(
+        max_length=10, choices=SamplePool.choices, default=SamplePool.BATTLE, db_index=True
+    )
+    retired_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    retired_reason = models.CharField(max_length=12, choices=RetiredReason.choices, blank=True)
+    # Kept from public lists while it looks like a live battle sample of its version (a model
+    # whose outputs barely change with the seed would otherwise give its battles away).
+    withheld = models.BooleanField(default=False)
+    # 16x16 RGB area-average thumbnail (768 bytes) of the image or first frame: the lookalike
+    # screen compares these (evaluation.features.fingerprint).
+    fingerprint = models.BinaryField(max_length=768, blank=True, default=b"")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = SampleQuerySet.as_manager()
 
     class Meta:
         ordering = ["version", "prompt", "seed"]
@@ -98,6 +140,13 @@ class Sample(models.Model):
             models.CheckConstraint(condition=Q(frames__gte=1), name="sample_frames_positive"),
             models.CheckConstraint(
                 condition=Q(media_kind__in=MediaKind.values), name="sample_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(pool__in=SamplePool.values), name="sample_pool_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(pool=SamplePool.BATTLE) | Q(retired_at__isnull=True),
+                name="sample_only_battle_retires",
             ),
         ]
 

@@ -27,7 +27,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
-from evaluation.models import MediaKind, Sample, SampleProvenance, VersionProvenance
+from evaluation.models import MediaKind, Sample, SamplePool, SampleProvenance, VersionProvenance
 from evaluation.provenance.credentials import (
     SigningCredentials,
     configured_credentials,
@@ -287,7 +287,10 @@ def version_provenance_check(*, version_id: int, samples: int | None = None) -> 
     count = samples or settings.PROVENANCE_CHECK_SAMPLES
     threshold = settings.WATERMARK_THRESHOLD
     chosen = list(
-        Sample.objects.filter(version_id=version_id, media_kind=MediaKind.IMAGE)
+        # The showcase: checking publishes a rendition, and battle samples stay unpublished.
+        Sample.objects.filter(
+            version_id=version_id, media_kind=MediaKind.IMAGE, pool=SamplePool.SHOWCASE
+        )
         .select_related("version__model", "prompt")
         .order_by("prompt__position", "prompt_id", "seed")[:count]
     )

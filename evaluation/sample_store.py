@@ -26,7 +26,9 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
-from evaluation.models import MediaKind, Prompt, PromptSet, Sample
+from evaluation.features.fingerprint import fingerprint
+from evaluation.models import MediaKind, Prompt, PromptSet, Sample, SamplePool
+from evaluation.pools import generation_seeds, pool_for_seed, screen_lookalikes
 from models_registry.checkpoint_files import local_checkpoint_directory
 from models_registry.generators.measurement import GenerationStats
 from models_registry.generators.tasks import task_spec
@@ -130,8 +132,10 @@ def store_sample(
     pixels: uint8 [H, W, 3] (image) or [T, H, W, 3] (clip). The row's ``covariates`` are
     measured from these pixels (``sample_covariates``); ``stats`` (the generator's
     ``last_stats`` for the sample's batch) fill its device, dtype, batch size, steps, NFE and
-    peak memory columns.
+    peak memory columns. Its pool follows from the seed (evaluation.pools); a showcase sample
+    is stored withheld until the lookalike screen has compared it with the battle pool.
     """
+
     existing = Sample.objects.filter(version=version, prompt=prompt, seed=seed).first()
     if existing is not None:
         return existing, False
@@ -145,6 +149,7 @@ def store_sample(
         data, kind, ext = encode_mp4(pixels, fps=settings.SAMPLE_VIDEO_FPS), MediaKind.VIDEO, "mp4"
         frames = pixels.shape[0]
     digest = hashlib.sha256(data).hexdigest()
+    pool = pool_for_seed(seed)
     name = sample_media_name(
         version_id=version.pk, prompt_id=prompt.pk, seed=seed, sha256=digest, ext=ext
     )
@@ -166,6 +171,9 @@ def store_sample(
                 sha256=digest,
                 generation_seconds=generation_seconds,
                 covariates=sample_covariates(pixels, generation_seconds),
+                pool=pool,
+                withheld=pool == SamplePool.SHOWCASE,
+                fingerprint=fingerprint(pixels),
                 **generation_facts(stats),
             )
     except IntegrityError:
@@ -363,6 +371,9 @@ def generate_samples(
 ) -> GenerationReport:
     """Generate the missing samples of a version for a prompt set and seeds, in batches.
 
+    Seeds default to both pools (evaluation.pools.generation_seeds: the battle pool's, then the
+    showcase's); when the set is complete, the lookalike screen runs over the version.
+
     Idempotent per (version, prompt, seed): what exists is skipped, so a retry or a redelivery
     resumes where the last run stopped. `progress(done, total)` is called with the samples of the
     whole set that exist. With `prompt_ids`, only those prompts are generated (one chunk of a
@@ -382,11 +393,7 @@ def generate_samples(
         )
     if prompt_set.task != task:
         raise _fail(version_id, f"prompt set {slug!r} is {prompt_set.task} but the model is {task}")
-    seeds = (
-        list(range(settings.GENERATOR_SEEDS_PER_PROMPT))
-        if seeds is None
-        else [int(s) for s in seeds]
-    )
+    seeds = generation_seeds() if seeds is None else [int(s) for s in seeds]
     prompts = list(prompt_set.prompts.order_by("position", "id"))
     done = set(
         Sample.objects.filter(
@@ -403,8 +410,7 @@ def generate_samples(
     device = generator_device(device)
     report = GenerationReport(version_id, slug, total, 0, total - len(todo), device)
     if not todo:
-        report.complete = _set_complete(version_id, total, prompt_set, seeds)
-        return report
+        return _finish(report, version_id, total, prompt_set, seeds)
     generator = load_version_generator(version, device=device)
     if generator.task != task:
         raise _fail(
@@ -452,7 +458,15 @@ def generate_samples(
                 )
         position += len(chunk)
         progress(_samples_done(version_id, prompt_set, seeds), total)
+    return _finish(report, version_id, total, prompt_set, seeds)
+
+
+def _finish(report: GenerationReport, version_id, total, prompt_set, seeds) -> GenerationReport:
+    """Mark the report complete when every (prompt, seed) exists, and then screen the version
+    for lookalikes (which makes its showcase public)."""
     report.complete = _set_complete(version_id, total, prompt_set, seeds)
+    if report.complete:
+        screen_lookalikes(version_id=version_id)
     return report
 
 

@@ -25,8 +25,9 @@ from models_registry.models import ModelVersion
 
 
 def version_samples(*, version: ModelVersion) -> QuerySet[Sample]:
-    """Generated samples of one version, in natural-key order."""
-    return Sample.objects.filter(version=version).select_related("prompt")
+    """The public samples of one version (its showcase and retired battle samples; a live
+    battle sample is never listed), in natural-key order."""
+    return Sample.objects.public().filter(version=version).select_related("prompt")
 
 
 def metric_results_for_version(*, version: ModelVersion) -> QuerySet[MetricResult]:

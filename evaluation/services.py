@@ -28,7 +28,14 @@ from evaluation.metrics.catalogue import (
     suite_metric_spec,
     task_metric_problems,
 )
-from evaluation.models import MediaKind, MetricResult, MetricStatus, ReferenceSet, Sample
+from evaluation.models import (
+    MediaKind,
+    MetricResult,
+    MetricStatus,
+    ReferenceSet,
+    Sample,
+    SamplePool,
+)
 from models_registry.generators.tasks import task_spec
 from models_registry.models import ModelVersion
 
@@ -392,7 +399,11 @@ def version_metrics_compute(
     progress = progress or (lambda _done, _total: None)
     progress(0, len(names))  # every metric is redone
     samples = list(
-        Sample.objects.filter(version=version).select_related("prompt").order_by("prompt", "seed")
+        # The battle pool: the samples raters judge (evaluation.pools says which pool each
+        # score reads).
+        Sample.objects.filter(version=version, pool=SamplePool.BATTLE)
+        .select_related("prompt")
+        .order_by("prompt", "seed")
     )
     kind = task_spec(task).media
     results: list[MetricResult] = []

@@ -21,9 +21,13 @@ CATEGORIES = ("animals", "scenes")
 
 def configure_arena(settings, tmp_path, **overrides):
     """Arena settings for a test: media under `tmp_path`, the pool read fresh, no ratings
-    refresh, rate limits out of the way (1,000 a minute); `overrides` (ARENA_* names) on top."""
+    refresh, rate limits out of the way (1,000 a minute), retirement after reveals and exclusion by
+    address out of the way too (tests/integration/test_anonymity.py checks it); `overrides` (ARENA_* names) on
+    top. Per-rater exclusion stays on: a rater is never served a sample they have seen."""
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.ARENA_POOL_CACHE_SECONDS = 0
+    settings.ARENA_RETIRE_AFTER_REVEALS = 10**6
+    settings.ARENA_EXCLUDE_SEEN_BY_ADDRESS = False  # test clients share 127.0.0.1
     settings.ARENA_REFRESH_DEBOUNCE_SECONDS = 0
     for action in ("VOTES", "BATTLES"):
         for who in ("RATER", "IP"):
@@ -148,10 +152,10 @@ def cast_votes(arena: Arena, n: int, strength: dict[int, int] | None = None) -> 
     from arena import services
 
     strength = strength or {m.pk: k for k, m in enumerate(arena.models)}
-    raters = [services.rater_for(user=None, anonymous_rater_id=None) for _ in range(4)]
     rng = np.random.default_rng(0)
     for k in range(n):
-        rater = raters[k % len(raters)]
+        # A rater never meets a sample they have seen: small test pools need many raters.
+        rater = services.rater_for(user=None, anonymous_rater_id=None)
         battle = services.battle_create(task=arena.task, rater=rater, ip_hash="", rng=rng)
         age_battle(battle, 5)
         a = battle.sample_a.version.model_id

@@ -4,7 +4,11 @@ explicit name `workers.tasks.<name>`, and names starting with `gpu_` route to th
 Keep torch and other heavy imports inside the task functions so workers start fast.
 """
 
-from workers.tasks.generation import gpu_generate_samples, gpu_steps_sweep  # noqa: F401
+from workers.tasks.generation import (  # noqa: F401
+    gpu_generate_samples,
+    gpu_refill_battle_pool,
+    gpu_steps_sweep,
+)
 from workers.tasks.health import ping
 from workers.tasks.housekeeping import prune_rate_counters  # noqa: F401
 from workers.tasks.judging import (  # noqa: F401

@@ -22,6 +22,16 @@ def gpu_generate_samples(
     return report.as_dict()
 
 
+@shared_task(name="workers.tasks.gpu_refill_battle_pool")
+def gpu_refill_battle_pool(version_id: int) -> dict | None:
+    """Fresh battle samples for a version whose pool runs low (evaluation.pools); idempotent
+    per (version, prompt, seed), so a redelivery resumes. None when no seed is left."""
+    from evaluation.pools import battle_pool_refill
+
+    report = battle_pool_refill(version_id=version_id)
+    return None if report is None else report.as_dict()
+
+
 @shared_task(name="workers.tasks.gpu_steps_sweep")
 def gpu_steps_sweep(
     version_id: int,
