@@ -227,6 +227,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "workers.tasks.refresh_rating_snapshots",
         "schedule": RATINGS_REFRESH_SECONDS,
     },
+    "retire-departed-samples": {  # arena.anonymity: versions that left the arena
+        "task": "workers.tasks.retire_departed_samples",
+        "schedule": RATINGS_REFRESH_SECONDS,
+    },
     "prune-rate-counters": {
         "task": "workers.tasks.prune_rate_counters",
         "schedule": env_float("RATE_COUNTERS_PRUNE_SECONDS", 600.0),
@@ -306,7 +310,7 @@ GENERATOR_SEEDS_PER_PROMPT = env_int("GENERATOR_SEEDS_PER_PROMPT", 2)  # battle 
 GENERATOR_SHOWCASE_SEEDS_PER_PROMPT = env_int("GENERATOR_SHOWCASE_SEEDS_PER_PROMPT", 1)
 # A public sample within this mean absolute difference (0-255, on 16x16 thumbnails) of a live
 # battle sample of its version is withheld (evaluation.features.fingerprint).
-LOOKALIKE_THRESHOLD = env_float("LOOKALIKE_THRESHOLD", 12.0)
+LOOKALIKE_THRESHOLD = env_float("LOOKALIKE_THRESHOLD", 8.0)
 SAMPLE_VIDEO_FPS = env_int("SAMPLE_VIDEO_FPS", 8)
 REFERENCE_MODELS_DIR = Path(env_str("REFERENCE_MODELS_DIR", str(VAR_DIR / "reference_models")))
 REFERENCE_MODELS_OWNER = env_str("REFERENCE_MODELS_OWNER", "reference-models")

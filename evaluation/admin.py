@@ -34,14 +34,17 @@ class SampleAdmin(admin.ModelAdmin):
         "version",
         "prompt",
         "seed",
+        "pool",
+        "retired_reason",
+        "withheld",
         "media_kind",
         "generation_seconds",
         "device_name",
         "nfe",
         "created_at",
     ]
-    list_filter = ["media_kind", "device_kind", "dtype"]
-    readonly_fields = ["public_id", "sha256"]
+    list_filter = ["pool", "retired_reason", "withheld", "media_kind", "device_kind", "dtype"]
+    readonly_fields = ["public_id", "sha256", "fingerprint"]
 
 
 @admin.register(ReferenceSet)

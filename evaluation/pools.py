@@ -91,6 +91,9 @@ def screen_lookalikes(*, version_id: int) -> ScreenReport:
         candidates = [
             s for s in rows if s.pk not in live_ids and s.retired_reason != RetiredReason.LOOKALIKE
         ]
+        known = {s.pk for s in _known(rows)}
+        unknown = [s.pk for s in candidates if s.pk not in known and not s.withheld]
+        live, candidates = _known(live), _known(candidates)
         public = [s for s in candidates if not s.withheld]
         copies = fp.lookalikes(_stack(live), _stack(public), settings.LOOKALIKE_THRESHOLD)
         now = timezone.now()
@@ -104,6 +107,7 @@ def screen_lookalikes(*, version_id: int) -> ScreenReport:
             candidates = [s for s in candidates if s.pk not in set(retired)]
         hidden = fp.lookalikes(_stack(candidates), _stack(live), settings.LOOKALIKE_THRESHOLD)
         flip_on = [s.pk for s, h in zip(candidates, hidden, strict=True) if h and not s.withheld]
+        flip_on += unknown
         flip_off = [s.pk for s, h in zip(candidates, hidden, strict=True) if not h and s.withheld]
         if flip_on:
             Sample.objects.filter(pk__in=flip_on).update(withheld=True)
@@ -111,7 +115,7 @@ def screen_lookalikes(*, version_id: int) -> ScreenReport:
             Sample.objects.filter(pk__in=flip_off).update(withheld=False)
         report.live_battle = len(live)
         report.public_candidates = len(candidates)
-        report.withheld = int(hidden.sum())
+        report.withheld = int(hidden.sum()) + len(unknown)
     if report.withheld or report.retired_lookalikes:
         log.info("lookalike screen of version %s: %s", version_id, report)
     return report
@@ -122,13 +126,24 @@ def _stack(samples: list[Sample]):
 
 
 def _fill_fingerprints(samples: list[Sample]) -> None:
-    """Fingerprint samples stored before fingerprints existed (decoded from their media)."""
+    """Fingerprint samples stored before fingerprints existed (decoded from their media). A
+    sample whose media cannot be read keeps none: it is never shown publicly (the screen
+    cannot clear it) and compared with nothing."""
     from evaluation.sample_store import decode_media
 
     for sample in samples:
-        if len(bytes(sample.fingerprint)) != fp.FINGERPRINT_BYTES:
+        if len(bytes(sample.fingerprint)) == fp.FINGERPRINT_BYTES:
+            continue
+        try:
             sample.fingerprint = fp.fingerprint(decode_media(sample))
-            Sample.objects.filter(pk=sample.pk).update(fingerprint=sample.fingerprint)
+        except (OSError, ValueError) as exc:  # unreadable or missing media
+            log.warning("sample %s has no readable media to fingerprint: %s", sample.pk, exc)
+            continue
+        Sample.objects.filter(pk=sample.pk).update(fingerprint=sample.fingerprint)
+
+
+def _known(samples: list[Sample]) -> list[Sample]:
+    return [s for s in samples if len(bytes(s.fingerprint)) == fp.FINGERPRINT_BYTES]
 
 
 def retire_samples(*, sample_ids: list[int], reason: str, now: datetime | None = None) -> list[int]:

@@ -26,6 +26,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.db.models import Case, When
 
 from evaluation.models import MediaKind, Sample, SamplePool, SampleProvenance, VersionProvenance
 from evaluation.provenance.credentials import (
@@ -275,6 +276,8 @@ def verify_image(*, data: bytes) -> Verification:
 # --- the provenance column ---------------------------------------------------------------------
 
 
+_SHOWCASE_FIRST = Case(When(pool=SamplePool.SHOWCASE, then=0), default=1)
+
 # "A resize": bicubic down to 3/4 of each side, read back at the published size.
 RESIZE_FACTOR = 0.75
 JPEG_QUALITY = 75
@@ -287,12 +290,11 @@ def version_provenance_check(*, version_id: int, samples: int | None = None) -> 
     count = samples or settings.PROVENANCE_CHECK_SAMPLES
     threshold = settings.WATERMARK_THRESHOLD
     chosen = list(
-        # The showcase: checking publishes a rendition, and battle samples stay unpublished.
-        Sample.objects.filter(
-            version_id=version_id, media_kind=MediaKind.IMAGE, pool=SamplePool.SHOWCASE
-        )
+        # The showcase first (battle samples' renditions are served only once they are public,
+        # but the showcase is what the column describes when there is one).
+        Sample.objects.filter(version_id=version_id, media_kind=MediaKind.IMAGE)
         .select_related("version__model", "prompt")
-        .order_by("prompt__position", "prompt_id", "seed")[:count]
+        .order_by(_SHOWCASE_FIRST, "prompt__position", "prompt_id", "seed")[:count]
     )
     raw_c2pa = 0
     marks: dict[str, int] = {}

@@ -18,6 +18,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
+def small_pools_last(settings) -> None:
+    """Test arenas hold a handful of samples and test clients share 127.0.0.1: retirement after
+    reveals and exclusion by address would empty them after a few votes, so they are off except
+    where tests/integration/test_anonymity.py turns them on. A rater is still never served a
+    sample they have seen (that rule has no switch)."""
+    settings.ARENA_RETIRE_AFTER_REVEALS = 10**6
+    settings.ARENA_EXCLUDE_SEEN_BY_ADDRESS = False
+
+
+@pytest.fixture(autouse=True)
 def empty_cache() -> None:
     """Each test starts with empty caches: leaderboard pages, arena pool, refresh debounce."""
     from django.core.cache import caches

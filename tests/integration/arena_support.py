@@ -14,6 +14,7 @@ from PIL import Image
 
 from arena.models import Battle
 from evaluation.models import Prompt, PromptSet, Sample
+from evaluation.pools import SHOWCASE_SEED_BASE, pool_for_seed, screen_lookalikes
 from models_registry.models import GenerativeModel, ModelVersion, Task, VersionStatus
 
 CATEGORIES = ("animals", "scenes")
@@ -21,13 +22,9 @@ CATEGORIES = ("animals", "scenes")
 
 def configure_arena(settings, tmp_path, **overrides):
     """Arena settings for a test: media under `tmp_path`, the pool read fresh, no ratings
-    refresh, rate limits out of the way (1,000 a minute), retirement after reveals and exclusion by
-    address out of the way too (tests/integration/test_anonymity.py checks it); `overrides` (ARENA_* names) on
-    top. Per-rater exclusion stays on: a rater is never served a sample they have seen."""
+    refresh, rate limits out of the way (1,000 a minute); `overrides` (ARENA_* names) on top."""
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.ARENA_POOL_CACHE_SECONDS = 0
-    settings.ARENA_RETIRE_AFTER_REVEALS = 10**6
-    settings.ARENA_EXCLUDE_SEEN_BY_ADDRESS = False  # test clients share 127.0.0.1
     settings.ARENA_REFRESH_DEBOUNCE_SECONDS = 0
     for action in ("VOTES", "BATTLES"):
         for who in ("RATER", "IP"):
@@ -74,7 +71,10 @@ def add_model(
     status: str = VersionStatus.PUBLISHED,
     owner=None,
     seeds: int = 1,
+    showcase: int = 0,
 ) -> GenerativeModel:
+    """A model with `seeds` battle-pool samples per prompt and `showcase` public ones (seeds
+    from SHOWCASE_SEED_BASE, screened as the generate stage screens them)."""
     suffix = secrets.token_hex(3)
     name = name or f"Zeta Gen {suffix}"
     model = GenerativeModel.objects.create(
@@ -93,14 +93,16 @@ def add_model(
     arena.versions.append(version)
     kind = "video" if arena.task == Task.TEXT_TO_VIDEO else "image"
     ext = "mp4" if kind == "video" else "png"
+    all_seeds = [*range(seeds), *(SHOWCASE_SEED_BASE + k for k in range(showcase))]
     for p_index, prompt in enumerate(arena.prompts):
-        for seed in range(seeds):
+        for seed in all_seeds:
             colour = ((37 * len(arena.models)) % 256, (61 * p_index) % 256, (97 * seed) % 256)
             data = png_bytes(colour)
             sample = Sample(
                 version=version,
                 prompt=prompt,
                 seed=seed,
+                pool=pool_for_seed(seed),
                 media_kind=kind,
                 width=16,
                 height=16,
@@ -112,11 +114,18 @@ def add_model(
             )
             sample.save()
             arena.samples.append(sample)
+    if showcase:
+        screen_lookalikes(version_id=version.pk)
     return model
 
 
 def make_arena(
-    *, task: str = Task.TEXT_TO_IMAGE, n_models: int = 3, n_prompts: int = 2, seeds: int = 1
+    *,
+    task: str = Task.TEXT_TO_IMAGE,
+    n_models: int = 3,
+    n_prompts: int = 2,
+    seeds: int = 1,
+    showcase: int = 0,
 ) -> Arena:
     owner = get_user_model().objects.create_user(f"owner-{secrets.token_hex(3)}", password="pw")
     prompt_set = PromptSet.objects.create(
@@ -133,7 +142,7 @@ def make_arena(
             )
         )
     for _ in range(n_models):
-        add_model(arena, seeds=seeds)
+        add_model(arena, seeds=seeds, showcase=showcase)
     return arena
 
 

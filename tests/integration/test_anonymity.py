@@ -16,6 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from django.core.management import call_command
 from django.test import Client
 from PIL import Image
 
@@ -51,6 +52,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def anonymity_settings(settings, tmp_path):
     configure_arena(settings, tmp_path)
+    settings.ARENA_RETIRE_AFTER_REVEALS = 5  # the defaults (tests/conftest.py turns them off)
+    settings.ARENA_EXCLUDE_SEEN_BY_ADDRESS = False  # on where a test says so
     settings.C2PA_DEMO_DIR = tmp_path / "c2pa"
     settings.C2PA_DEMO_SIGNER = True
     settings.C2PA_SIGNING_CERT = settings.C2PA_SIGNING_KEY = None
@@ -402,6 +405,23 @@ def test_a_rater_never_meets_a_sample_they_have_seen_and_is_told_when_none_is_le
     rater_id = SampleReveal.objects.values_list("rater_id", flat=True).first()
     mine = anonymity.pool_report(task="text-to-image", rater_id=rater_id)
     assert [row["unseen"] for row in mine] == [0, 0]
+    out = io.StringIO()
+    call_command("arena_pool", "--task", "text-to-image", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert lines[0].split("\t") == [
+        "model",
+        "live_battle",
+        "retired",
+        "showcase_public",
+        "withheld",
+        "raters_with_reveals",
+        "unseen_min",
+        "unseen_median",
+        "raters_exhausted",
+    ]
+    assert [line.split("\t")[1:] for line in lines[1:]] == [
+        ["6", "0", "6", "0", "1", "0", "0.0", "1"]
+    ] * 2
 
     # Another rater still gets battles; a new cookie from the same address does not, unless
     # the address rule is off.
@@ -462,7 +482,16 @@ def test_a_version_that_leaves_the_arena_retires_its_battle_pool(tmp_path):
     serve_battles(Client(), "text-to-image", n=1)  # both have been served
     assert anonymity.retire_departed() == []  # both still in the arena
     version_revoke_arena(version=first)
-    retired = anonymity.retire_departed()
+    # Beat runs the retirement with the rating refresh's period.
+    from django.conf import settings
+
+    from workers.tasks import retire_departed_samples
+
+    entry = settings.CELERY_BEAT_SCHEDULE["retire-departed-samples"]
+    assert entry["task"] == retire_departed_samples.name
+    assert retire_departed_samples() == {"retired": 6}
+    assert anonymity.retire_departed() == []  # idempotent
+    retired = list(Sample.objects.filter(retired_at__isnull=False).values_list("pk", flat=True))
     assert set(retired) == set(
         Sample.objects.filter(version=first, pool=SamplePool.BATTLE).values_list("pk", flat=True)
     )

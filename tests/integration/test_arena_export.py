@@ -20,7 +20,8 @@ OUTCOMES = ("model_a", "model_b", "tie", "both_bad")
 @pytest.fixture
 def voted(settings, tmp_path):
     configure_arena(settings, tmp_path)
-    arena = make_arena(n_models=3, n_prompts=2)
+    # Each client meets a sample once at most: 12 votes each need 24 samples per client.
+    arena = make_arena(n_models=3, n_prompts=2, seeds=10)
     clients = [Client(), Client()]
     for k in range(24):
         client = clients[k % 2]

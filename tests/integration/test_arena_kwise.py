@@ -97,7 +97,7 @@ def test_kwise_battle_serves_four_anonymous_samples_and_reveals_after_a_ranking(
 
 
 def test_best_of_k_vote_stores_the_winner_first_and_projects_a_and_b():
-    make_arena(n_models=4, n_prompts=1)
+    make_arena(n_models=4, n_prompts=1, seeds=12)
     client = Client()
     battle = serve(client)
     models = lineup(battle)
@@ -199,7 +199,7 @@ def vote_kwise(arena, client: Client, n: int, strength: dict[int, float], rng) -
 
 
 def test_snapshot_fits_pairwise_and_kwise_votes_together_with_plackett_luce():
-    arena = make_arena(n_models=4, n_prompts=2)
+    arena = make_arena(n_models=4, n_prompts=2, seeds=20)
     strength = {m.pk: s for m, s in zip(arena.models, (0.0, 0.5, 1.0, 1.5), strict=True)}
     rng = np.random.default_rng(3)
     client = Client()
@@ -238,7 +238,7 @@ def test_snapshot_fits_pairwise_and_kwise_votes_together_with_plackett_luce():
 
 def test_daily_vote_cap_is_a_429_with_a_clear_message(settings):
     settings.ARENA_VOTES_PER_DAY_PER_RATER = 3
-    make_arena(n_models=3, n_prompts=2)
+    make_arena(n_models=3, n_prompts=2, seeds=20)
     client = Client()
     for _ in range(3):
         battle = serve(client, k=None)
@@ -282,7 +282,7 @@ def test_the_flag_task_flags_a_random_rater_clears_honest_ones_and_snapshots_dro
 ):
     from workers.tasks import check_raters
 
-    arena = make_arena(n_models=4, n_prompts=2)
+    arena = make_arena(n_models=4, n_prompts=2, seeds=30)
     raters = simulate_raters(arena, honest=4, random=1, votes=40)
     refresh_rating_snapshots(task="text-to-image")
     assert latest_snapshot(task="text-to-image").n_votes == 200
@@ -309,7 +309,7 @@ def test_the_flag_task_flags_a_random_rater_clears_honest_ones_and_snapshots_dro
 
 
 def test_maintainer_view_is_staff_only_and_a_review_overrides_the_test(django_user_model):
-    arena = make_arena(n_models=4, n_prompts=2)
+    arena = make_arena(n_models=4, n_prompts=2, seeds=30)
     raters = simulate_raters(arena, honest=2, random=1, votes=30, seed=1)
     rater_checks.check_all_raters()
     random_id = next(r for r, kind in raters.items() if kind == "random")
@@ -345,7 +345,7 @@ def test_maintainer_view_is_staff_only_and_a_review_overrides_the_test(django_us
 
 
 def test_personal_board_needs_thirty_votes():
-    arena = make_arena(n_models=3, n_prompts=2)
+    arena = make_arena(n_models=3, n_prompts=2, seeds=25)
     strength = {m.pk: k for k, m in enumerate(arena.models)}
     cast_votes(arena, 60, strength)  # the consensus: stronger models win
     client = Client()

@@ -28,7 +28,7 @@ def board(settings, tmp_path):
     settings.ARENA_BATTLES_PER_MINUTE_PER_RATER = 10_000
     settings.ARENA_REFRESH_DEBOUNCE_SECONDS = 0
     settings.ARENA_PROVISIONAL_VOTES = 30
-    arena = make_arena(n_models=3, n_prompts=2)
+    arena = make_arena(n_models=3, n_prompts=2, seeds=2, showcase=1)
     cast_votes(arena, 40)
     refresh_rating_snapshots(task="text-to-image")
     cast_votes(arena, 20)
@@ -282,9 +282,13 @@ def test_model_page_card_versions_stages_gallery_metrics_and_head_to_head(board)
     assert model.display_name in html and "Diffusion" in html and "MIT" in html
     assert version.tag in html and "CUDA out of memory" in html and "4 / 4" in html
     assert "a red fox number 0 in the snow" in html
-    sample = version.samples.first()
+    sample = version.samples.filter(pool="showcase").first()
     media = client.get(f"/models/{model.slug}/samples/{sample.public_id}")
     assert media.status_code == 200 and media["Content-Type"] == "image/png"
+    for battle_sample in version.samples.filter(pool="battle"):  # served in battles only
+        assert str(battle_sample.public_id) not in html
+        url = f"/models/{model.slug}/samples/{battle_sample.public_id}"
+        assert client.get(url).status_code == 404
     other = board.versions[0].samples.first()
     assert client.get(f"/models/{model.slug}/samples/{other.public_id}").status_code == 404
     assert "12.5" in html and "clip_score" in html

@@ -223,12 +223,20 @@ def test_an_edit_samples_page_shows_the_source_it_edited(media, tmp_path):
     from django.test import Client
     from PIL import Image
 
+    from evaluation.pools import retire_samples
+
     media.C2PA_DEMO_SIGNER = True
     media.C2PA_DEMO_DIR = tmp_path / "c2pa"
     media.C2PA_SIGNING_CERT = media.C2PA_SIGNING_KEY = None
     version = _version_with_edits(tmp_path, lambda p: render_scene(scene_of_caption(p.target_text)))
     sample = Sample.objects.filter(version=version).select_related("prompt").first()
     client = Client()
+    assert client.get(f"/samples/{sample.public_id}/source").status_code == 404  # in battles
+    # The version leaves the arena: its battle samples retire and are public from now on.
+    retire_samples(
+        sample_ids=list(Sample.objects.filter(version=version).values_list("pk", flat=True)),
+        reason="left_arena",
+    )
     source = client.get(f"/samples/{sample.public_id}/source")
     assert source.status_code == 200 and source["Content-Type"] == "image/png"
     pixels = np.asarray(Image.open(io.BytesIO(b"".join(source.streaming_content))).convert("RGB"))

@@ -17,6 +17,7 @@ from PIL import Image
 
 from arena.models import Battle
 from evaluation.models import MetricResult, MetricStatus, VersionProvenance
+from evaluation.pools import SHOWCASE_SEED_BASE, screen_lookalikes
 from evaluation.provenance.manifest import TRAINED_ALGORITHMIC_MEDIA, read_manifest, sign_media
 from evaluation.provenance.rendition import PIXEL_CHUNKS, png_chunk_types, strip_metadata
 from evaluation.provenance.watermark import KNOWN_WATERMARKS, bits_id, decode_bits
@@ -44,7 +45,8 @@ def provenance_settings(settings, tmp_path):
 
 
 def rendered_version(arena, *, n: int = 3, generator_config: dict | None = None):
-    """A published model whose samples are stored by sample_store from demo-domain renders."""
+    """A published model whose showcase samples (public: sample pages, /verify) are stored by
+    sample_store from demo-domain renders, then screened as the generate stage does."""
     model = add_model(arena, seeds=0)  # no placeholder samples: real renders below
     version = arena.versions[-1]
     version.generator_config = generator_config or {"sampler": "ddim", "steps": 12}
@@ -62,11 +64,14 @@ def rendered_version(arena, *, n: int = 3, generator_config: dict | None = None)
         sample, _ = store_sample(
             version=version,
             prompt=arena.prompts[k % len(arena.prompts)],
-            seed=k,
+            seed=SHOWCASE_SEED_BASE + k,
             pixels=np.asarray(pixels, dtype=np.uint8),
             generation_seconds=0.1,
         )
         samples.append(sample)
+    screen_lookalikes(version_id=version.pk)
+    for sample in samples:
+        sample.refresh_from_db()
     return model, version, samples
 
 
@@ -163,10 +168,14 @@ def test_battle_media_carries_no_identity_and_the_reveal_links_the_manifest():
     ).json()
     links = {s["side"]: s for s in reveal["samples"]}
     assert sorted(links) == ["A", "B"]
+    # The voter's page of a sample, through the battle's token (a live battle sample has no
+    # public page).
     page = client.get(links["A"]["url"])
-    assert page.status_code == 302 and page["Location"] == f"/samples/{battle.sample_a.public_id}/"
+    assert page.status_code == 200
+    assert battle.sample_a.version.model.display_name in page.content.decode()
+    assert Client().get(f"/samples/{battle.sample_a.public_id}/").status_code == 404
     assert Client().get(links["A"]["url"]).status_code == 404  # another browser: nothing
-    manifest = client.get(links["B"]["manifest_url"], follow=True).json()
+    manifest = client.get(links["B"]["manifest_url"]).json()
     assert manifest["manifest"]["generation"]["model"] == battle.sample_b.version.model.slug
     assert manifest["manifest"]["valid"]
 

@@ -147,20 +147,23 @@ def test_version_lists_its_samples_metric_results_and_stages(alice_api):
     version = ModelVersion.objects.get(pk=create_version(alice_api, "tiny-flow")["id"])
     prompts = PromptSet.objects.create(slug="p", name="p", task="text-to-image")
     prompt = Prompt.objects.create(prompt_set=prompts, text="a red cube", category="objects")
-    Sample.objects.create(
-        version=version,
-        prompt=prompt,
-        seed=7,
-        media="samples/x.png",
-        media_kind="image",
-        width=16,
-        height=16,
-        sha256="0" * 64,
-    )
+    for seed, pool in ((7, "showcase"), (0, "battle")):  # the battle sample is never listed
+        Sample.objects.create(
+            version=version,
+            prompt=prompt,
+            seed=seed,
+            pool=pool,
+            media=f"samples/x{seed}.png",
+            media_kind="image",
+            width=16,
+            height=16,
+            sha256=f"{seed}" * 64,
+        )
     MetricResult.objects.create(version=version, metric="fid", value=12.5, backbone="inception")
     VersionStage.objects.create(version=version, stage="generate", state="running", total=4)
     bob_api = token_client(make_user("bob"))
     samples = bob_api.get(f"/api/v1/versions/{version.pk}/samples/").json()["results"]
+    assert len(samples) == 1
     assert samples[0]["prompt"] == "a red cube" and samples[0]["seed"] == 7
     metrics = bob_api.get(f"/api/v1/versions/{version.pk}/metrics/").json()["results"]
     assert metrics[0]["metric"] == "fid" and metrics[0]["value"] == 12.5

@@ -25,7 +25,10 @@ from workers.tasks.pipeline import (  # noqa: F401
     pipeline_set_status,
 )
 from workers.tasks.rater_checks import check_raters  # noqa: F401
-from workers.tasks.ratings import refresh_rating_snapshots  # noqa: F401
+from workers.tasks.ratings import (  # noqa: F401
+    refresh_rating_snapshots,
+    retire_departed_samples,
+)
 from workers.tasks.training import train_model  # noqa: F401
 from workers.tasks.validation import validate_checkpoint  # noqa: F401
 
