@@ -277,3 +277,36 @@ class RaterFlag(models.Model):
         if review:
             return review == FlagReview.CONFIRMED
         return decision == FlagDecision.FLAGGED
+
+
+class TargetSubject(models.TextChoices):
+    RATER = "rater", "Rater"
+    ADDRESS = "address", "Address"
+
+
+class TargetingFlag(models.Model):
+    """A rater (or an address, whatever cookies or accounts vote from it) whose votes favour one
+    model far beyond the consensus: the targeted-voting test (arena.ratings.targeting), run with
+    the outlier test. Its votes are left out of rating snapshots (kept and exported, with the
+    reason). One row per flagged subject; a subject the latest run clears loses its row."""
+
+    subject = models.CharField(max_length=8, choices=TargetSubject.choices)
+    key = models.CharField(max_length=64)  # the rater id, or the address hash
+    model = models.CharField(max_length=80)  # the favoured model's slug
+    n = models.PositiveIntegerField()  # decisive votes on battles showing it
+    wins = models.PositiveIntegerField()
+    expected = models.FloatField()  # the consensus expectation of those wins
+    p_value = models.FloatField()  # Bonferroni-adjusted over the models the subject voted on
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["p_value"]
+        constraints = [
+            models.UniqueConstraint(fields=["subject", "key"], name="targeting_flag_once"),
+            models.CheckConstraint(
+                condition=Q(subject__in=TargetSubject.values), name="targeting_flag_subject"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} {self.key[:12]} favours {self.model} (p={self.p_value:.2g})"

@@ -36,10 +36,13 @@ from arena.models import (
     RaterFlag,
     RaterKind,
     RatingSnapshot,
+    TargetingFlag,
+    TargetSubject,
     Vote,
     VoteKind,
 )
 from arena.ratings import check_raters, fit_bradley_terry, personal_ratings
+from arena.ratings.targeting import check_targeted_voting
 from arena.ratings.votes import AggregatedVotes
 from models_registry.models import GenerativeModel, Task
 
@@ -109,13 +112,14 @@ def check_all_raters(*, now=None, refresh: bool = True) -> CheckSummary:
         if found is not None:
             consensus_models += found.models
             consensus_theta.append(found.theta)
-    votes = list(
+    rows = list(
         Vote.objects.filter(rater_kind=RaterKind.HUMAN)
         .order_by("id")
-        .values_list("rater_id", "model_a__slug", "model_b__slug", "outcome")
+        .values_list("rater_id", "model_a__slug", "model_b__slug", "outcome", "ip_hash", "task")
     )
-    if not votes:
+    if not rows:
         return CheckSummary(0, 0, 0, 0, 0, 0)
+    votes = [row[:4] for row in rows]
     consensus = Consensus(
         tuple(consensus_models),
         np.concatenate(consensus_theta) if consensus_theta else np.zeros(0),
@@ -161,6 +165,7 @@ def check_all_raters(*, now=None, refresh: bool = True) -> CheckSummary:
             ["decision", "decided_at", "n_votes", "informative", "llr", "agreement"]
             + ["checked_at", "excluded"],
         )
+    changed += _store_targeting_flags(consensus, rows, now=now)
     if changed and refresh:
         rating_snapshots.refresh_rating_snapshots()
     flags = new + updated
@@ -172,6 +177,92 @@ def check_all_raters(*, now=None, refresh: bool = True) -> CheckSummary:
         excluded=sum(f.excluded for f in flags),
         changed=changed,
     )
+
+
+# The first pass tests every subject against the consensus of all votes, its own included;
+# those below this p-value are tested again against a consensus fitted without their votes
+# (their own votes pull the consensus toward the model they favour, hiding them).
+TARGETED_RECHECK_BELOW = 0.2
+
+
+def _store_targeting_flags(consensus, rows: list, *, now) -> int:
+    """Run the targeted-voting test per rater and per address (arena.ratings.targeting) on the
+    human votes `rows` (rater, model_a, model_b, outcome, ip_hash, task) with the outlier test's
+    consensus, then leave-one-out for the suspects; keep one TargetingFlag per flagged subject.
+    Returns how many subjects' flags changed (their boards are refitted)."""
+    rater, model_a, model_b, winner, address, task = (
+        np.array(column, dtype=object) for column in zip(*rows, strict=True)
+    )
+    alpha = settings.ARENA_TARGETED_CHECK_ALPHA
+    minimum = settings.ARENA_TARGETED_CHECK_MIN_VOTES
+    found: dict[tuple[str, str], TargetingFlag] = {}
+    subjects = (
+        (TargetSubject.RATER, np.array([str(r) for r in rater], dtype=object)),
+        (TargetSubject.ADDRESS, address),
+    )
+    for subject, keys in subjects:
+        usable = keys != ""
+        if not usable.any():
+            continue
+        screen = check_targeted_voting(
+            consensus,
+            keys[usable],
+            model_a[usable],
+            model_b[usable],
+            winner[usable],
+            alpha=max(alpha, TARGETED_RECHECK_BELOW),
+            min_votes=minimum,
+        )
+        for suspect in (c for c in screen if c.flagged):
+            mine = keys == suspect.group
+            board = task[mine & (model_a == suspect.model) | mine & (model_b == suspect.model)][0]
+            others = (task == board) & ~mine
+            refit = _fit_without(model_a[others], model_b[others], winner[others])
+            if refit is None:
+                continue
+            (check,) = check_targeted_voting(
+                refit,
+                keys[mine],
+                model_a[mine],
+                model_b[mine],
+                winner[mine],
+                alpha=alpha,
+                min_votes=minimum,
+            )
+            if check.flagged:
+                found[(subject, str(check.group))] = TargetingFlag(
+                    subject=subject,
+                    key=str(check.group),
+                    model=str(check.model),
+                    n=check.n,
+                    wins=check.wins,
+                    expected=check.expected,
+                    p_value=check.p_value,
+                    checked_at=now,
+                )
+    with transaction.atomic():
+        before = set(TargetingFlag.objects.values_list("subject", "key"))
+        stale = [
+            pk
+            for pk, subject, key in TargetingFlag.objects.values_list("pk", "subject", "key")
+            if (subject, key) not in found
+        ]
+        TargetingFlag.objects.filter(pk__in=stale).delete()
+        TargetingFlag.objects.bulk_create(
+            found.values(),
+            update_conflicts=True,
+            unique_fields=["subject", "key"],
+            update_fields=["model", "n", "wins", "expected", "p_value", "checked_at"],
+        )
+    return len(before ^ set(found))
+
+
+def _fit_without(model_a, model_b, winner):
+    """The Bradley–Terry consensus of these pairwise projections (None without two models)."""
+    votes = AggregatedVotes.from_votes(list(model_a), list(model_b), list(winner))
+    if votes.n_models < 2:
+        return None
+    return fit_bradley_terry(votes, rating_snapshots.ratings_options(ci="sandwich"))
 
 
 class ReviewError(ValueError):

@@ -15,9 +15,17 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Q
 
-from arena.models import RaterFlag, RaterKind, RatingSnapshot, Vote, VoteKind
+from arena.models import (
+    RaterFlag,
+    RaterKind,
+    RatingSnapshot,
+    TargetingFlag,
+    TargetSubject,
+    Vote,
+    VoteKind,
+)
 from arena.ratings import (
     AggregatedVotes,
     BradleyTerryFit,
@@ -124,9 +132,25 @@ def _grouped(queryset) -> list[tuple]:
 
 def counted_votes(task: str):
     """The votes of `task` that ratings count: every vote but those of raters excluded by the
-    outlier test (RaterFlag.excluded; their votes are kept and exported, not fitted)."""
-    excluded = RaterFlag.objects.filter(excluded=True).values("rater_id")
-    return Vote.objects.filter(task=task).exclude(rater_id__in=excluded)
+    outlier test (RaterFlag.excluded) and of raters and addresses flagged by the targeted-voting
+    test (TargetingFlag); those votes are kept and exported, not fitted."""
+    return Vote.objects.filter(task=task).exclude(excluded_votes_rule())
+
+
+def excluded_votes_rule() -> Q:
+    """The votes that ratings leave out (see counted_votes), as a filter on Vote."""
+    outliers = RaterFlag.objects.filter(excluded=True).values("rater_id")
+    targeted = TargetingFlag.objects.filter(subject=TargetSubject.RATER).values_list(
+        "key", flat=True
+    )
+    addresses = TargetingFlag.objects.filter(subject=TargetSubject.ADDRESS).values_list(
+        "key", flat=True
+    )
+    return (
+        Q(rater_id__in=outliers)
+        | Q(rater_id__in=[int(key) for key in targeted])
+        | (Q(ip_hash__in=list(addresses)) & ~Q(ip_hash=""))
+    )
 
 
 def stored_votes(

@@ -28,6 +28,8 @@ from arena.models import (
     RaterFlag,
     RaterKind,
     RatingSnapshot,
+    TargetingFlag,
+    TargetSubject,
     Vote,
 )
 from arena.sampling import ELO_PER_LOGIT, ModelState, SamplingConfig
@@ -897,7 +899,9 @@ def export_vote_rows(*, task: str, category: str | None = None, rater_kind: str 
     winner uses LMArena's values; judge is an anonymised rater id; tstamp / served_tstamp are
     Unix seconds (float). vote_kind is pair / ranking / top1: a K-wise vote's model_a / model_b /
     winner are its A-versus-B projection and `ranking` lists its models best first (slugs joined
-    by ">"). flagged: the rater's votes are excluded from rating snapshots (RaterFlag.excluded).
+    by ">"). flagged: the vote is left out of rating snapshots, and excluded_reason says why:
+    ``outlier`` (the rater's RaterFlag), ``targeted`` (the rater's TargetingFlag) or
+    ``targeted_address`` (its address's TargetingFlag); "" when it counts.
     """
 
     votes = Vote.objects.filter(task=task)
@@ -918,12 +922,31 @@ def export_vote_rows(*, task: str, category: str | None = None, rater_kind: str 
         "battle__served_at",
         "kind",
         "ranking",
+        "ip_hash",
     )
     excluded = set(RaterFlag.objects.filter(excluded=True).values_list("rater_id", flat=True))
+    targeted_raters = {
+        int(key)
+        for subject, key in TargetingFlag.objects.values_list("subject", "key")
+        if subject == TargetSubject.RATER
+    }
+    targeted_addresses = {
+        key
+        for subject, key in TargetingFlag.objects.values_list("subject", "key")
+        if subject == TargetSubject.ADDRESS
+    }
     slugs = dict(GenerativeModel.objects.filter(task=task).values_list("id", "slug"))
     for row in votes.order_by("id").values_list(*fields).iterator(chunk_size=5000):
-        vote_id, a, b, outcome, rater_id, kind, cat, prompt, created, served, vote_kind, ranking = (
-            row
+        vote_id, a, b, outcome, rater_id, kind, cat, prompt, created, served, vote_kind = row[:11]
+        ranking, ip_hash = row[11:]
+        reason = (
+            "outlier"
+            if rater_id in excluded
+            else "targeted"
+            if rater_id in targeted_raters
+            else "targeted_address"
+            if ip_hash and ip_hash in targeted_addresses
+            else ""
         )
         yield {
             "question_id": f"{task}-{vote_id}",
@@ -940,5 +963,6 @@ def export_vote_rows(*, task: str, category: str | None = None, rater_kind: str 
             "created_at": created.isoformat(),
             "vote_kind": vote_kind,
             "ranking": ">".join(slugs.get(m, str(m)) for m in ranking) if ranking else "",
-            "flagged": rater_id in excluded,
+            "flagged": bool(reason),
+            "excluded_reason": reason,
         }

@@ -409,6 +409,10 @@ ARENA_RATER_CHECK_ALPHA = env_float("ARENA_RATER_CHECK_ALPHA", 0.01)  # P(flag |
 ARENA_RATER_CHECK_BETA = env_float("ARENA_RATER_CHECK_BETA", 0.1)  # P(clear | random)
 ARENA_RATER_CHECK_ALTERNATIVE = env_str("ARENA_RATER_CHECK_ALTERNATIVE", "random")
 ARENA_RATER_CHECK_SECONDS = env_float("ARENA_RATER_CHECK_SECONDS", 3600.0)
+# Targeted-voting test (arena.ratings.targeting), run with the outlier test: a rater or an
+# address whose votes favour one model beyond the consensus (Bonferroni p < alpha) is excluded.
+ARENA_TARGETED_CHECK_ALPHA = env_float("ARENA_TARGETED_CHECK_ALPHA", 0.01)  # P(flag | honest)
+ARENA_TARGETED_CHECK_MIN_VOTES = env_int("ARENA_TARGETED_CHECK_MIN_VOTES", 1)  # per model
 ARENA_PERSONAL_MIN_VOTES = env_int("ARENA_PERSONAL_MIN_VOTES", 30)  # for a personal leaderboard
 # Number of X-Forwarded-For hops added by trusted reverse proxies (0: use REMOTE_ADDR).
 ARENA_TRUSTED_PROXY_HOPS = env_int("ARENA_TRUSTED_PROXY_HOPS", 0)

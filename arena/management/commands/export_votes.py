@@ -36,6 +36,7 @@ COLUMNS = (
     "vote_kind",
     "ranking",
     "flagged",
+    "excluded_reason",
 )
 BATCH = 10_000
 
