@@ -15,9 +15,12 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Max, Q
+from django.db.models import Count, F, Max, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 
 from arena.models import (
+    Battle,
+    Rater,
     RaterFlag,
     RaterKind,
     RatingSnapshot,
@@ -132,13 +135,46 @@ def _grouped(queryset) -> list[tuple]:
 
 def counted_votes(task: str):
     """The votes of `task` that ratings count: every vote but those of raters excluded by the
-    outlier test (RaterFlag.excluded) and of raters and addresses flagged by the targeted-voting
-    test (TargetingFlag); those votes are kept and exported, not fitted."""
+    outlier test (RaterFlag.excluded), of raters and addresses flagged by the targeted-voting
+    test (TargetingFlag), and of raters the vote-count rules leave out (vote rate, minimum
+    votes: vote_count_excluded_raters); those votes are kept and exported, not fitted."""
     return Vote.objects.filter(task=task).exclude(excluded_votes_rule())
+
+
+def vote_count_excluded_raters():
+    """Human raters whose votes the vote-count rules leave out, as {"selective": queryset of
+    rater ids, "few_votes": ...}: served at least ARENA_VOTE_RATE_MIN_BATTLES battles but voted
+    on fewer than ARENA_MIN_VOTE_RATE of them (a rater who skips every battle but its target's
+    makes fake accounts cheap), or fewer than ARENA_RATER_MIN_VOTES votes in all."""
+    served = (
+        Battle.objects.filter(served_to=OuterRef("pk"))
+        .order_by()
+        .values("served_to")
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    voted = (
+        Vote.objects.filter(rater=OuterRef("pk"))
+        .order_by()
+        .values("rater")
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    raters = Rater.objects.filter(kind=RaterKind.HUMAN).annotate(
+        served=Coalesce(Subquery(served), 0), voted=Coalesce(Subquery(voted), 0)
+    )
+    return {
+        "selective": raters.filter(
+            served__gte=settings.ARENA_VOTE_RATE_MIN_BATTLES,
+            voted__lt=settings.ARENA_MIN_VOTE_RATE * F("served"),
+        ).values("pk"),
+        "few_votes": raters.filter(voted__lt=settings.ARENA_RATER_MIN_VOTES).values("pk"),
+    }
 
 
 def excluded_votes_rule() -> Q:
     """The votes that ratings leave out (see counted_votes), as a filter on Vote."""
+    by_count = vote_count_excluded_raters()
     outliers = RaterFlag.objects.filter(excluded=True).values("rater_id")
     targeted = TargetingFlag.objects.filter(subject=TargetSubject.RATER).values_list(
         "key", flat=True
@@ -148,6 +184,8 @@ def excluded_votes_rule() -> Q:
     )
     return (
         Q(rater_id__in=outliers)
+        | Q(rater_id__in=by_count["selective"])
+        | Q(rater_id__in=by_count["few_votes"])
         | Q(rater_id__in=[int(key) for key in targeted])
         | (Q(ip_hash__in=list(addresses)) & ~Q(ip_hash=""))
     )

@@ -901,7 +901,9 @@ def export_vote_rows(*, task: str, category: str | None = None, rater_kind: str 
     winner are its A-versus-B projection and `ranking` lists its models best first (slugs joined
     by ">"). flagged: the vote is left out of rating snapshots, and excluded_reason says why:
     ``outlier`` (the rater's RaterFlag), ``targeted`` (the rater's TargetingFlag) or
-    ``targeted_address`` (its address's TargetingFlag); "" when it counts.
+    ``targeted_address`` (its address's TargetingFlag), ``selective`` (the rater voted on fewer
+    than ARENA_MIN_VOTE_RATE of the battles served) or ``few_votes`` (fewer than
+    ARENA_RATER_MIN_VOTES votes); "" when it counts.
     """
 
     votes = Vote.objects.filter(task=task)
@@ -935,6 +937,12 @@ def export_vote_rows(*, task: str, category: str | None = None, rater_kind: str 
         for subject, key in TargetingFlag.objects.values_list("subject", "key")
         if subject == TargetSubject.ADDRESS
     }
+    from arena.rating_snapshots import vote_count_excluded_raters
+
+    by_count = {
+        reason: set(raters.values_list("pk", flat=True))
+        for reason, raters in vote_count_excluded_raters().items()
+    }
     slugs = dict(GenerativeModel.objects.filter(task=task).values_list("id", "slug"))
     for row in votes.order_by("id").values_list(*fields).iterator(chunk_size=5000):
         vote_id, a, b, outcome, rater_id, kind, cat, prompt, created, served, vote_kind = row[:11]
@@ -946,6 +954,10 @@ def export_vote_rows(*, task: str, category: str | None = None, rater_kind: str 
             if rater_id in targeted_raters
             else "targeted_address"
             if ip_hash and ip_hash in targeted_addresses
+            else "selective"
+            if rater_id in by_count["selective"]
+            else "few_votes"
+            if rater_id in by_count["few_votes"]
             else ""
         )
         yield {

@@ -25,6 +25,10 @@ def small_pools_last(settings) -> None:
     sample they have seen (that rule has no switch)."""
     settings.ARENA_RETIRE_AFTER_REVEALS = 10**6
     settings.ARENA_EXCLUDE_SEEN_BY_ADDRESS = False
+    # Test helpers vote through fresh raters; the vote-count rules are tested on their own
+    # (tests/integration/test_targeted_voting.py).
+    settings.ARENA_RATER_MIN_VOTES = 1
+    settings.ARENA_MIN_VOTE_RATE = 0.0
 
 
 @pytest.fixture(autouse=True)

@@ -22,11 +22,15 @@ counts (a win of m is a loss of its opponent),
 The bound is per group and holds for any grouping of honest votes: an address shared by many
 honest raters is one honest group. It assumes the consensus is the truth; the consensus is
 estimated from votes that include the group's own, which pulls it toward the group (slightly
-conservative for an honest group, a loss of power against a large adversary). Ties, both-bad
-votes and votes on models the consensus does not know carry no information and are skipped.
-A rater who favours a model lifts W above its expectation sum p_k by about (1 - p) per rigged
-vote, so against a mid-table model (p ≈ 1/2) about log2(K / alpha) rigged votes suffice: 11 for
-K = 20 and alpha = 0.01 when every vote on the model is rigged.
+conservative for an honest group, a loss of power against a large adversary). A consensus
+dragged far from the truth (by rigged votes rivalling the honest ones) makes heavy honest
+raters, and addresses shared by many, look as if they favoured the target's rivals
+(benchmarks/rigging.py measures it). Ties, both-bad votes and votes on models the consensus
+does not know carry no information and are skipped.
+
+Power: a rater who favours a model lifts W above its expectation sum p_k by about (1 - p) per
+rigged vote; when every vote on a mid-table model (p ≈ 1/2) is rigged, W = n and the tail is
+about 2^-n, so about log2(K / alpha) rigged votes are flagged: 11 for K = 20, alpha = 0.01.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from django.core.management import call_command
 
 from arena import rater_checks, services
 from arena.models import TargetingFlag, TargetSubject, Vote
-from arena.rating_snapshots import latest_snapshot
+from arena.rating_snapshots import latest_snapshot, refresh_rating_snapshots
 from tests.integration.arena_support import age_battle, configure_arena, make_arena
 
 pytestmark = pytest.mark.django_db
@@ -93,3 +93,46 @@ def test_a_rater_and_an_address_favouring_one_model_are_flagged_and_left_out(tmp
     summary = rater_checks.check_all_raters()
     assert summary.changed == 0
     assert set(flags) == {(f.subject, f.key) for f in TargetingFlag.objects.all()}
+
+
+def test_selective_raters_and_raters_with_few_votes_are_left_out_and_exported_with_why(
+    tmp_path, settings
+):
+    settings.ARENA_VOTE_RATE_MIN_BATTLES = 20
+    settings.ARENA_MIN_VOTE_RATE = 0.5
+    settings.ARENA_RATER_MIN_VOTES = 10
+    make_arena(n_models=4, n_prompts=2, seeds=20)
+    rng = np.random.default_rng(1)
+
+    def first(a, b):
+        return True
+
+    steady = services.rater_for(user=None, anonymous_rater_id=None)
+    for _ in range(24):  # votes on every battle
+        _vote(steady, ip_hash="a", choose=first, rng=rng)
+    picky = services.rater_for(user=None, anonymous_rater_id=None)
+    for k in range(30):  # served 30 battles, votes on 12 of them (40% < 50%)
+        if k % 5 < 2:
+            _vote(picky, ip_hash="b", choose=first, rng=rng)
+        else:
+            services.battle_create(task="text-to-image", rater=picky, ip_hash="b", rng=rng)
+    newcomer = services.rater_for(user=None, anonymous_rater_id=None)
+    for _ in range(3):
+        _vote(newcomer, ip_hash="c", choose=first, rng=rng)
+    refresh_rating_snapshots(task="text-to-image")
+    assert latest_snapshot(task="text-to-image").n_votes == 24  # the steady rater's only
+    out = tmp_path / "votes.csv"
+    call_command(
+        "export_votes", "--task", "text-to-image", "--output", str(out), stderr=io.StringIO()
+    )
+    frame = pd.read_csv(out, keep_default_na=False)
+    assert frame["excluded_reason"].value_counts().to_dict() == {
+        "": 24,
+        "selective": 12,
+        "few_votes": 3,
+    }
+    # Voting on more of what it is served brings the picky rater back.
+    for _ in range(10):
+        _vote(picky, ip_hash="b", choose=first, rng=rng)
+    refresh_rating_snapshots(task="text-to-image")
+    assert latest_snapshot(task="text-to-image").n_votes == 24 + 22
