@@ -56,7 +56,7 @@ def arena(settings, tmp_path):
     settings.ARENA_BATTLES_PER_MINUTE_PER_RATER = 1000
     settings.ARENA_VOTES_PER_MINUTE_PER_RATER = 1000
     ARTIFACTS.mkdir(exist_ok=True)
-    return make_arena(n_models=3, n_prompts=2)
+    return make_arena(n_models=3, n_prompts=2, seeds=8, showcase=1)
 
 
 def wait_until_votable(page) -> None:

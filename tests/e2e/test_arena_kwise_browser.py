@@ -31,7 +31,7 @@ def arena(settings, tmp_path):
     settings.ARENA_REFRESH_DEBOUNCE_SECONDS = 0
     settings.ARENA_BATTLES_PER_MINUTE_PER_RATER = 1000
     settings.ARENA_VOTES_PER_MINUTE_PER_RATER = 1000
-    return make_arena(n_models=5, n_prompts=2)
+    return make_arena(n_models=5, n_prompts=2, seeds=8, showcase=1)
 
 
 def wait_until_pickable(page) -> None:

@@ -83,7 +83,7 @@ def demo_board(settings, tmp_path):
     settings.ARENA_BATTLES_PER_MINUTE_PER_RATER = 10_000
     settings.ARENA_VOTES_PER_MINUTE_PER_RATER = 10_000
     ARTIFACTS.mkdir(exist_ok=True)
-    arena = make_arena(n_models=4, n_prompts=3)
+    arena = make_arena(n_models=4, n_prompts=3, seeds=4, showcase=1)
     for name in (
         "Reference VE-SDE score model (PC sampler)",
         "Reference 2-rectified flow, 2 steps",
