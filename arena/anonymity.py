@@ -29,12 +29,12 @@ from django.db.models import Count, Q
 
 from arena.models import Battle, BattleSample, RaterKind, SampleReveal
 from arena.selectors import eligible_versions
+from config import task_names
 from evaluation.models import RetiredReason, Sample, SamplePool
 from evaluation.pools import retire_samples
 from models_registry.models import ModelVersion, Task
 
 log = logging.getLogger(__name__)
-REFILL_TASK = "workers.tasks.gpu_refill_battle_pool"
 REFILL_DEBOUNCE_SECONDS = 600
 
 
@@ -198,11 +198,16 @@ def request_pool_refill(*, version_ids: list[int]) -> list[int]:
         if not cache.add(f"arena:refill:{version_id}", 1, timeout=REFILL_DEBOUNCE_SECONDS):
             continue
         try:
-            app.send_task(REFILL_TASK, kwargs={"version_id": version_id}, retry=False)
+            app.send_task(
+                task_names.GPU_REFILL_BATTLE_POOL, kwargs={"version_id": version_id}, retry=False
+            )
         except Exception:
             cache.delete(f"arena:refill:{version_id}")
             log.warning(
-                "could not enqueue %s for version %s", REFILL_TASK, version_id, exc_info=True
+                "could not enqueue %s for version %s",
+                task_names.GPU_REFILL_BATTLE_POOL,
+                version_id,
+                exc_info=True,
             )
             continue
         sent.append(version_id)

@@ -43,11 +43,11 @@ from arena.sampling import (
     choose_battle,
     choose_kwise_battle,
 )
+from config import task_names
 from evaluation.models import Prompt, Sample
 from models_registry.models import GenerativeModel, ModelVersion
 
 logger = logging.getLogger(__name__)
-REFRESH_TASK = "workers.tasks.refresh_rating_snapshots"
 SIDES = "ABCDEFGH"  # the labels of a battle's samples, in display order
 
 
@@ -668,9 +668,11 @@ def request_rating_refresh(*, task: str) -> bool:
     from config.celery import app
 
     try:
-        app.send_task(REFRESH_TASK, kwargs={"task": task}, retry=False)
+        app.send_task(task_names.REFRESH_RATING_SNAPSHOTS, kwargs={"task": task}, retry=False)
     except Exception:  # broker unreachable: the beat refresh will catch up
-        logger.warning("could not enqueue %s for %s", REFRESH_TASK, task, exc_info=True)
+        logger.warning(
+            "could not enqueue %s for %s", task_names.REFRESH_RATING_SNAPSHOTS, task, exc_info=True
+        )
         return False
     return True
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from kombu import Exchange, Queue
 
+from config import task_names
 from config.env import (
     cache_from_url,
     database_from_url,
@@ -216,27 +217,27 @@ CELERY_TASK_QUEUES = (
 # goes to its own worker (`make run` starts one), so it never holds up the evaluation pipeline;
 # everything else to `default`.
 CELERY_TASK_ROUTES = {
-    "workers.tasks.gpu_*": {"queue": "gpu", "routing_key": "gpu"},
-    "workers.tasks.train_*": {"queue": "training", "routing_key": "training"},
+    task_names.PREFIX + "gpu_*": {"queue": "gpu", "routing_key": "gpu"},
+    task_names.PREFIX + "train_*": {"queue": "training", "routing_key": "training"},
 }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 RATINGS_REFRESH_SECONDS = env_float("RATINGS_REFRESH_SECONDS", 60.0)
 CELERY_BEAT_SCHEDULE = {
     "refresh-rating-snapshots": {
-        "task": "workers.tasks.refresh_rating_snapshots",
+        "task": task_names.REFRESH_RATING_SNAPSHOTS,
         "schedule": RATINGS_REFRESH_SECONDS,
     },
     "retire-departed-samples": {  # arena.anonymity: versions that left the arena
-        "task": "workers.tasks.retire_departed_samples",
+        "task": task_names.RETIRE_DEPARTED_SAMPLES,
         "schedule": RATINGS_REFRESH_SECONDS,
     },
     "prune-rate-counters": {
-        "task": "workers.tasks.prune_rate_counters",
+        "task": task_names.PRUNE_RATE_COUNTERS,
         "schedule": env_float("RATE_COUNTERS_PRUNE_SECONDS", 600.0),
     },
     "check-raters": {
-        "task": "workers.tasks.check_raters",
+        "task": task_names.CHECK_RATERS,
         "schedule": env_float("ARENA_RATER_CHECK_SECONDS", 3600.0),
     },
 }
@@ -497,7 +498,7 @@ JUDGE_BATTLES_SECONDS = env_float("JUDGE_BATTLES_SECONDS", 600.0)
 if JUDGE_API_BASE_URL or JUDGE_LOCAL_VLM_PATH:
     for _task in ("text-to-image", "text-to-video"):
         CELERY_BEAT_SCHEDULE[f"judge-battles-{_task}"] = {
-            "task": "workers.tasks.judge_battles",
+            "task": task_names.JUDGE_BATTLES,
             "schedule": JUDGE_BATTLES_SECONDS,
             "args": [_task],
         }
@@ -509,7 +510,7 @@ JUDGE_CHECKER_SECONDS = env_float("JUDGE_CHECKER_SECONDS", 120.0)
 if JUDGE_CHECKER_PAIRS > 0:
     for _task in ("text-to-image", "text-to-video", "image-edit"):
         CELERY_BEAT_SCHEDULE[f"judge-checker-{_task}"] = {
-            "task": "workers.tasks.judge_sampled_battles",
+            "task": task_names.JUDGE_SAMPLED_BATTLES,
             "schedule": JUDGE_CHECKER_SECONDS,
             "args": [_task, "checker", JUDGE_CHECKER_PAIRS],
         }

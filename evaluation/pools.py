@@ -34,7 +34,8 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from evaluation.features import fingerprint as fp
-from evaluation.models import RetiredReason, Sample, SamplePool
+from evaluation.features.media import read_image, read_video
+from evaluation.models import MediaKind, RetiredReason, Sample, SamplePool
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,16 @@ def screen_lookalikes(*, version_id: int) -> ScreenReport:
             Sample.objects.select_for_update()
             .filter(version_id=version_id)
             .order_by("id")
-            .only("id", "pool", "retired_at", "retired_reason", "withheld", "fingerprint", "media")
+            .only(
+                "id",
+                "pool",
+                "retired_at",
+                "retired_reason",
+                "withheld",
+                "fingerprint",
+                "media",
+                "media_kind",
+            )
         )
         _fill_fingerprints(rows)
         live = [s for s in rows if s.pool == SamplePool.BATTLE and s.retired_at is None]
@@ -129,14 +139,14 @@ def _fill_fingerprints(samples: list[Sample]) -> None:
     """Fingerprint samples stored before fingerprints existed (decoded from their media). A
     sample whose media cannot be read keeps none: it is never shown publicly (the screen
     cannot clear it) and compared with nothing."""
-    from evaluation.sample_store import decode_media
-
     for sample in samples:
         if len(bytes(sample.fingerprint)) == fp.FINGERPRINT_BYTES:
             continue
+        read = read_video if sample.media_kind == MediaKind.VIDEO else read_image
         try:
-            sample.fingerprint = fp.fingerprint(decode_media(sample))
-        except (OSError, ValueError) as exc:  # unreadable or missing media
+            with sample.media.open("rb") as handle:
+                sample.fingerprint = fp.fingerprint(read(handle, label=sample.media.name))
+        except (OSError, ValueError) as exc:  # missing or unreadable media (MediaError)
             log.warning("sample %s has no readable media to fingerprint: %s", sample.pk, exc)
             continue
         Sample.objects.filter(pk=sample.pk).update(fingerprint=sample.fingerprint)
@@ -175,27 +185,6 @@ def next_battle_seeds(*, version_id: int) -> list[int]:
     start = 0 if top is None else int(top) + 1
     stop = min(start + settings.GENERATOR_SEEDS_PER_PROMPT, settings.ARENA_POOL_MAX_SEEDS)
     return list(range(start, stop))
-
-
-def battle_pool_refill(*, version_id: int):
-    """Generate fresh battle samples for a version (the next battle seeds) and screen them.
-    Returns the GenerationReport, or None when the version has reached ARENA_POOL_MAX_SEEDS."""
-    from evaluation.sample_store import generate_samples
-
-    seeds = next_battle_seeds(version_id=version_id)
-    if not seeds:
-        log.warning("version %s has used every battle seed below ARENA_POOL_MAX_SEEDS", version_id)
-        return None
-    # The prompt set its battle pool was generated on (the task's benchmark by default).
-    prompt_set = (
-        Sample.objects.filter(version_id=version_id, pool=SamplePool.BATTLE)
-        .values_list("prompt__prompt_set__slug", flat=True)
-        .order_by("-seed")
-        .first()
-    )
-    report = generate_samples(version_id=version_id, prompt_set_slug=prompt_set, seeds=seeds)
-    screen_lookalikes(version_id=version_id)
-    return report
 
 
 @dataclass(frozen=True)

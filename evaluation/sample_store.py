@@ -28,7 +28,12 @@ from django.db import IntegrityError, transaction
 
 from evaluation.features.fingerprint import fingerprint
 from evaluation.models import MediaKind, Prompt, PromptSet, Sample, SamplePool
-from evaluation.pools import generation_seeds, pool_for_seed, screen_lookalikes
+from evaluation.pools import (
+    generation_seeds,
+    next_battle_seeds,
+    pool_for_seed,
+    screen_lookalikes,
+)
 from models_registry.checkpoint_files import local_checkpoint_directory
 from models_registry.generators.measurement import GenerationStats
 from models_registry.generators.tasks import task_spec
@@ -485,3 +490,22 @@ def _release_memory() -> None:
 
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def battle_pool_refill(*, version_id: int):
+    """Generate fresh battle samples for a version (the next battle seeds) and screen them.
+    Returns the GenerationReport, or None when the version has reached ARENA_POOL_MAX_SEEDS."""
+    seeds = next_battle_seeds(version_id=version_id)
+    if not seeds:
+        log.warning("version %s has used every battle seed below ARENA_POOL_MAX_SEEDS", version_id)
+        return None
+    # The prompt set its battle pool was generated on (the task's benchmark by default).
+    prompt_set = (
+        Sample.objects.filter(version_id=version_id, pool=SamplePool.BATTLE)
+        .values_list("prompt__prompt_set__slug", flat=True)
+        .order_by("-seed")
+        .first()
+    )
+    report = generate_samples(version_id=version_id, prompt_set_slug=prompt_set, seeds=seeds)
+    screen_lookalikes(version_id=version_id)
+    return report

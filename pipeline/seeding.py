@@ -16,6 +16,7 @@ from celery import chain, signature
 from django.conf import settings
 from django.db import transaction
 
+from config import task_names
 from evaluation.services import DEMO_CLIP_JOB, demo_clip_job_spec, demo_clip_train
 from models_registry.models import TrainingJob, TrainingState, VersionStatus
 from models_registry.reference_training import (
@@ -26,7 +27,7 @@ from models_registry.reference_training import (
 from pipeline.services import pipeline_start
 
 logger = logging.getLogger(__name__)
-TRAIN_TASK = "workers.tasks.train_model"
+TRAIN_TASK = task_names.TRAIN_MODEL
 
 
 def demo_seed_jobs(*, quick: bool = False, only: list[str] | None = None) -> list[dict]:

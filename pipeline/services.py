@@ -17,6 +17,7 @@ from celery import signature
 from django.conf import settings
 from django.db import transaction
 
+from config import task_names
 from models_registry.models import ModelVersion, VersionStatus
 from models_registry.services import checkpoint_validate
 from pipeline.models import Stage, StageState, VersionStage
@@ -42,7 +43,7 @@ def _enqueue(task_name: str, *args) -> None:
 
 
 def validation_enqueue(*, version_id: int) -> None:
-    _enqueue("workers.tasks.validate_checkpoint", version_id)
+    _enqueue(task_names.VALIDATE_CHECKPOINT, version_id)
 
 
 def pipeline_start(*, version_id: int, from_stage: str = Stage.GENERATE) -> None:
@@ -54,7 +55,7 @@ def pipeline_start(*, version_id: int, from_stage: str = Stage.GENERATE) -> None
     stages_pending(
         version_id=version_id, stages=PIPELINE_STAGES[PIPELINE_STAGES.index(from_stage) :]
     )
-    _enqueue("workers.tasks.pipeline_launch", version_id, str(from_stage))
+    _enqueue(task_names.PIPELINE_LAUNCH, version_id, str(from_stage))
 
 
 def pipeline_rerun(*, version: ModelVersion, stage: str) -> None:
@@ -207,7 +208,7 @@ def steps_sweep_on_publish(*, version: ModelVersion) -> bool:
     except SweepRequestError:
         return False  # e.g. image-edit: prompt agreement cannot score an edit
     message = signature(
-        "workers.tasks.gpu_steps_sweep",
+        task_names.GPU_STEPS_SWEEP,
         args=[version.pk],
         kwargs={"metric": settings.STEPS_SWEEP_METRIC},
         immutable=True,

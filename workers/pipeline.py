@@ -12,6 +12,7 @@ from __future__ import annotations
 from celery import chain, group, signature
 from django.conf import settings
 
+from config import task_names
 from evaluation.models import PromptSet
 from models_registry.generators.tasks import task_spec
 from models_registry.models import ModelVersion, VersionStatus
@@ -22,8 +23,8 @@ from pipeline.services import PIPELINE_STAGES, PipelineError
 def judge_task_name() -> str:
     """The local VLM runs on GPU workers; an API judge (or none, which the task records) on default."""
     if settings.JUDGE_LOCAL_VLM_PATH:
-        return "workers.tasks.gpu_judge_version"
-    return "workers.tasks.judge_version"
+        return task_names.GPU_JUDGE_VERSION
+    return task_names.JUDGE_VERSION
 
 
 def generation_group(version_id: int):
@@ -41,7 +42,7 @@ def generation_group(version_id: int):
     chunks = [ids[i : i + size] for i in range(0, len(ids), size)] or [None]
     return group(
         signature(
-            "workers.tasks.gpu_generate_samples",
+            task_names.GPU_GENERATE_SAMPLES,
             args=[version_id],
             kwargs={"prompt_ids": chunk} if chunk is not None else {},
             immutable=True,
@@ -54,21 +55,19 @@ def stage_signatures(version_id: int, stage: str) -> list:
     """Immutable signatures that run `stage` for a version, with the status it enters."""
 
     def status(value: str):
-        return signature(
-            "workers.tasks.pipeline_set_status", args=[version_id, value], immutable=True
-        )
+        return signature(task_names.PIPELINE_SET_STATUS, args=[version_id, value], immutable=True)
 
     if stage == Stage.GENERATE:
         return [status(VersionStatus.GENERATING), generation_group(version_id)]
     if stage == Stage.METRICS:
         return [
             status(VersionStatus.EVALUATING),
-            signature("workers.tasks.gpu_compute_metrics", args=[version_id], immutable=True),
+            signature(task_names.GPU_COMPUTE_METRICS, args=[version_id], immutable=True),
         ]
     if stage == Stage.JUDGE:
         return [signature(judge_task_name(), args=[version_id], immutable=True)]
     if stage == Stage.ARENA:
-        return [signature("workers.tasks.pipeline_join_arena", args=[version_id], immutable=True)]
+        return [signature(task_names.PIPELINE_JOIN_ARENA, args=[version_id], immutable=True)]
     raise PipelineError(f"unknown stage {stage!r}; choose one of {', '.join(PIPELINE_STAGES)}")
 
 
@@ -82,5 +81,5 @@ def pipeline_chain(*, version_id: int, from_stage: str = Stage.GENERATE):
     for stage in PIPELINE_STAGES[PIPELINE_STAGES.index(from_stage) :]:
         steps.extend(stage_signatures(version_id, stage))
     flow = chain(*steps)
-    flow.link_error(signature("workers.tasks.pipeline_failed", args=[version_id], immutable=True))
+    flow.link_error(signature(task_names.PIPELINE_FAILED, args=[version_id], immutable=True))
     return flow

@@ -29,11 +29,10 @@ from evaluation.management.commands.load_prompt_sets import (
 from evaluation.models import RetiredReason, Sample, SamplePool
 from evaluation.pools import (
     SHOWCASE_SEED_BASE,
-    battle_pool_refill,
     retire_samples,
     screen_lookalikes,
 )
-from evaluation.sample_store import generate_samples, store_sample
+from evaluation.sample_store import battle_pool_refill, generate_samples, store_sample
 from models_registry.generators.native import build_model, save_native
 from models_registry.generators.synthetic import benchmark_prompts
 from models_registry.reference_models import register_reference_model

@@ -38,3 +38,23 @@ def test_the_patterns_catch_what_they_are_for():
     assert not HARD_CODED_PATH.search("""<a href="{% url 'arena:page' task %}">""")
     assert STORAGE_PATH.search("path = default_storage.path(upload.storage_name)")
     assert not STORAGE_PATH.search("os.path.join(a, b)")
+
+
+BARE_TASK_NAME = re.compile(r"""["']workers\.tasks\.""")
+
+
+def test_task_names_come_from_one_place_and_name_every_registered_task():
+    from config import task_names
+    from config.celery import app
+
+    offenders = [
+        str(path.relative_to(ROOT))
+        for app_dir in ("config", "models_registry", "evaluation", "arena", "pipeline", "workers")
+        for path in sorted((ROOT / app_dir).rglob("*.py"))
+        if path.name != "task_names.py" and BARE_TASK_NAME.search(path.read_text())
+    ]
+    assert not offenders, "import the name from config.task_names:\n" + "\n".join(offenders)
+    app.loader.import_default_modules()
+    registered = {name for name in app.tasks if name.startswith(task_names.PREFIX)}
+    assert registered == set(task_names.ALL)
+    assert BARE_TASK_NAME.search('send_task("workers.tasks.ping")')

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from config import task_names
 
-@shared_task(name="workers.tasks.gpu_generate_samples")
+
+@shared_task(name=task_names.GPU_GENERATE_SAMPLES)
 def gpu_generate_samples(
     version_id: int,
     prompt_set_slug: str | None = None,
@@ -22,17 +24,17 @@ def gpu_generate_samples(
     return report.as_dict()
 
 
-@shared_task(name="workers.tasks.gpu_refill_battle_pool")
+@shared_task(name=task_names.GPU_REFILL_BATTLE_POOL)
 def gpu_refill_battle_pool(version_id: int) -> dict | None:
     """Fresh battle samples for a version whose pool runs low (evaluation.pools); idempotent
     per (version, prompt, seed), so a redelivery resumes. None when no seed is left."""
-    from evaluation.pools import battle_pool_refill
+    from evaluation.sample_store import battle_pool_refill
 
     report = battle_pool_refill(version_id=version_id)
     return None if report is None else report.as_dict()
 
 
-@shared_task(name="workers.tasks.gpu_steps_sweep")
+@shared_task(name=task_names.GPU_STEPS_SWEEP)
 def gpu_steps_sweep(
     version_id: int,
     metric: str = "prompt_agreement",

@@ -7,8 +7,10 @@ import socket
 
 from celery import shared_task
 
+from config import task_names
 
-@shared_task(name="workers.tasks.ping")
+
+@shared_task(name=task_names.PING)
 def ping(payload: str = "pong") -> dict:
     """Round-trip check used by health tooling: echoes the payload and names the worker."""
     return {"payload": payload, "hostname": socket.gethostname(), "pid": os.getpid()}

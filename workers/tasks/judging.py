@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from config import task_names
+
 
 def _judge_version(version_id: int, mode: str | None, backend: str) -> dict:
     from pipeline.services import pipeline_judge
@@ -22,13 +24,13 @@ def _judge_version(version_id: int, mode: str | None, backend: str) -> dict:
     }
 
 
-@shared_task(name="workers.tasks.judge_version")
+@shared_task(name=task_names.JUDGE_VERSION)
 def judge_version(version_id: int, mode: str | None = None) -> dict:
     """Judge a version's samples with the API judge (rubric by default)."""
     return _judge_version(version_id, mode, "api")
 
 
-@shared_task(name="workers.tasks.gpu_judge_version")
+@shared_task(name=task_names.GPU_JUDGE_VERSION)
 def gpu_judge_version(version_id: int, mode: str | None = None) -> dict:
     """Judge a version's samples with the local VLM (VQAScore by default), on a GPU worker."""
     return _judge_version(version_id, mode, "local")
@@ -46,7 +48,7 @@ def _battles_report(summary) -> dict:
     }
 
 
-@shared_task(name="workers.tasks.judge_battles")
+@shared_task(name=task_names.JUDGE_BATTLES)
 def judge_battles(task: str, backend: str | None = None, limit: int | None = None) -> dict:
     """Judge new human-served battles of `task` pairwise; votes go to the judge's rater."""
     from arena.judging import judge_battles as judge_battles_service
@@ -59,7 +61,7 @@ def judge_battles(task: str, backend: str | None = None, limit: int | None = Non
     return _battles_report(summary)
 
 
-@shared_task(name="workers.tasks.judge_sampled_battles")
+@shared_task(name=task_names.JUDGE_SAMPLED_BATTLES)
 def judge_sampled_battles(task: str, backend: str = "checker", n: int = 150) -> dict:
     """Judge up to `n` new sample pairs of `task` drawn at random (no human battle needed)."""
     from arena.judging import judge_sampled_battles as judge_sampled_battles_service

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from config import task_names
 
-@shared_task(name="workers.tasks.gpu_compute_metrics")
+
+@shared_task(name=task_names.GPU_COMPUTE_METRICS)
 def gpu_compute_metrics(version_id: int) -> dict:
     """Evaluate version `version_id` against its task's reference sets; rows are replaced on retry."""
     from pipeline.services import pipeline_metrics

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from config import task_names
 
-@shared_task(name="workers.tasks.pipeline_launch")
+
+@shared_task(name=task_names.PIPELINE_LAUNCH)
 def pipeline_launch(version_id: int, from_stage: str = "generate") -> str:
     """Build the chain of a version's stages from `from_stage` and send it (pipeline_start)."""
     from workers.pipeline import pipeline_chain
@@ -13,7 +15,7 @@ def pipeline_launch(version_id: int, from_stage: str = "generate") -> str:
     return pipeline_chain(version_id=version_id, from_stage=from_stage).apply_async().id
 
 
-@shared_task(name="workers.tasks.pipeline_set_status")
+@shared_task(name=task_names.PIPELINE_SET_STATUS)
 def pipeline_set_status(version_id: int, status: str) -> str:
     from pipeline.services import version_set_status
 
@@ -21,7 +23,7 @@ def pipeline_set_status(version_id: int, status: str) -> str:
     return status
 
 
-@shared_task(name="workers.tasks.pipeline_join_arena")
+@shared_task(name=task_names.PIPELINE_JOIN_ARENA)
 def pipeline_join_arena(version_id: int) -> dict:
     from pipeline.services import version_join_arena
 
@@ -33,7 +35,7 @@ def pipeline_join_arena(version_id: int) -> dict:
     }
 
 
-@shared_task(name="workers.tasks.pipeline_failed")
+@shared_task(name=task_names.PIPELINE_FAILED)
 def pipeline_failed(version_id: int) -> None:
     """Error callback of the chain: the failing stage already recorded its reason."""
     from pipeline.services import version_pipeline_failed

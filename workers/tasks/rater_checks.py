@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from config import task_names
 
-@shared_task(name="workers.tasks.check_raters")
+
+@shared_task(name=task_names.CHECK_RATERS)
 def check_raters() -> dict:
     """Test every human rater against the consensus and store the flags; returns the counts."""
     from arena.rater_checks import check_all_raters

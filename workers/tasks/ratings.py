@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from config import task_names
 
-@shared_task(name="workers.tasks.refresh_rating_snapshots")
+
+@shared_task(name=task_names.REFRESH_RATING_SNAPSHOTS)
 def refresh_rating_snapshots(task: str | None = None, force: bool = False) -> dict:
     """Fit and store the snapshots of one task (or all); returns the current snapshot ids."""
     from arena.rating_snapshots import refresh_rating_snapshots as refresh
@@ -19,7 +21,7 @@ def refresh_rating_snapshots(task: str | None = None, force: bool = False) -> di
     }
 
 
-@shared_task(name="workers.tasks.retire_departed_samples")
+@shared_task(name=task_names.RETIRE_DEPARTED_SAMPLES)
 def retire_departed_samples(task: str | None = None) -> dict:
     """Retire the battle pools of versions that left the arena (arena.anonymity; beat runs it
     every RATINGS_REFRESH_SECONDS): they are never served again and become public."""

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from config import task_names
 
-@shared_task(name="workers.tasks.validate_checkpoint")
+
+@shared_task(name=task_names.VALIDATE_CHECKPOINT)
 def validate_checkpoint(version_id: int) -> dict:
     """Validate the finalized upload of ``version_id``; returns the resulting status."""
     from pipeline.services import pipeline_validate
