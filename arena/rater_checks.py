@@ -95,7 +95,9 @@ class CheckSummary:
     cleared: int
     undecided: int
     excluded: int
-    changed: int  # raters whose exclusion changed (their boards are refreshed)
+    changed: int  # raters whose outlier exclusion changed (their boards are refreshed)
+    targeted: int = 0  # raters and addresses flagged by the targeted-voting test
+    targeted_changed: int = 0  # subjects whose targeted-voting flag changed
 
     def as_dict(self) -> dict:
         return self.__dict__.copy()
@@ -165,8 +167,8 @@ def check_all_raters(*, now=None, refresh: bool = True) -> CheckSummary:
             ["decision", "decided_at", "n_votes", "informative", "llr", "agreement"]
             + ["checked_at", "excluded"],
         )
-    changed += _store_targeting_flags(consensus, rows, now=now)
-    if changed and refresh:
+    targeted_changed = _store_targeting_flags(consensus, rows, now=now)
+    if (changed or targeted_changed) and refresh:
         rating_snapshots.refresh_rating_snapshots()
     flags = new + updated
     return CheckSummary(
@@ -176,6 +178,8 @@ def check_all_raters(*, now=None, refresh: bool = True) -> CheckSummary:
         undecided=sum(f.decision == "undecided" for f in flags),
         excluded=sum(f.excluded for f in flags),
         changed=changed,
+        targeted=TargetingFlag.objects.count(),
+        targeted_changed=targeted_changed,
     )
 
 

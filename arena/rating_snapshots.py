@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Max, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import BigIntegerField, Count, F, Max, OuterRef, Q, Subquery
+from django.db.models.functions import Cast, Coalesce
 
 from arena.models import (
     Battle,
@@ -176,18 +176,19 @@ def excluded_votes_rule() -> Q:
     """The votes that ratings leave out (see counted_votes), as a filter on Vote."""
     by_count = vote_count_excluded_raters()
     outliers = RaterFlag.objects.filter(excluded=True).values("rater_id")
-    targeted = TargetingFlag.objects.filter(subject=TargetSubject.RATER).values_list(
-        "key", flat=True
+    # Subqueries, so that fitting a board costs no extra round trip.
+    targeted = (
+        TargetingFlag.objects.filter(subject=TargetSubject.RATER)
+        .annotate(rater_id=Cast("key", BigIntegerField()))
+        .values("rater_id")
     )
-    addresses = TargetingFlag.objects.filter(subject=TargetSubject.ADDRESS).values_list(
-        "key", flat=True
-    )
+    addresses = TargetingFlag.objects.filter(subject=TargetSubject.ADDRESS).values("key")
     return (
         Q(rater_id__in=outliers)
         | Q(rater_id__in=by_count["selective"])
         | Q(rater_id__in=by_count["few_votes"])
-        | Q(rater_id__in=[int(key) for key in targeted])
-        | (Q(ip_hash__in=list(addresses)) & ~Q(ip_hash=""))
+        | Q(rater_id__in=targeted)
+        | (Q(ip_hash__in=addresses) & ~Q(ip_hash=""))
     )
 
 

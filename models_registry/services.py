@@ -19,6 +19,7 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Sum
+from django.utils import timezone
 from django.utils.text import get_valid_filename
 
 from models_registry import selectors, signals
@@ -348,9 +349,7 @@ def upload_start(*, version: ModelVersion, user, filename: str, total_size: int)
         )
         upload.storage_name = f"{UPLOADS_DIR}/{upload.pk}/{safe_name}"
         upload.save(update_fields=["storage_name"])
-        version.status = VersionStatus.UPLOADING
-        version.status_reason = ""
-        version.save(update_fields=["status", "status_reason", "updated_at"])
+        version_status_change(version=version, status=VersionStatus.UPLOADING)
     return upload
 
 
@@ -539,9 +538,7 @@ def upload_finalize(*, upload: Upload, sha256: str) -> ModelVersion:
         locked.sha256 = actual
         locked.save(update_fields=["status", "sha256", "updated_at"])
         version = ModelVersion.objects.select_for_update().get(pk=upload.version_id)
-        version.status = VersionStatus.VALIDATING
-        version.status_reason = ""
-        version.save(update_fields=["status", "status_reason", "updated_at"])
+        version_status_change(version=version, status=VersionStatus.VALIDATING)
         signals.checkpoint_finalized.send(sender=ModelVersion, version_id=version.pk)
     return version
 
@@ -556,8 +553,7 @@ def upload_abort(*, upload: Upload) -> None:
         version = ModelVersion.objects.select_for_update().get(pk=upload.version_id)
         upload.delete()
         if version.status == VersionStatus.UPLOADING:
-            version.status = VersionStatus.DRAFT
-            version.save(update_fields=["status", "updated_at"])
+            version_status_change(version=version, status=VersionStatus.DRAFT)
 
 
 # --- validation ----------------------------------------------------------------------------------
@@ -686,12 +682,38 @@ def _lora_loader_check(folder: str, sha256: str, base: ModelVersion) -> None:
         raise CheckpointRejected(str(exc)) from exc
 
 
+STATUS_REASON_MAX_CHARS = 4000
+
+
+def version_status_change(
+    *,
+    version: ModelVersion | int,
+    status: str,
+    reason: str = "",
+    arena_approved: bool | None = None,
+) -> ModelVersion | None:
+    """The one way a version's status changes (the registry and the pipeline both call it):
+    its status, the reason shown with it, and, when given, its arena approval, in one UPDATE.
+    With an instance, the instance is updated too and returned. ValueError for an unknown
+    status (a bug of ours, not a user's)."""
+    if status not in VersionStatus.values:
+        raise ValueError(f"unknown version status {status!r}")
+    fields = {"status": status, "status_reason": reason[:STATUS_REASON_MAX_CHARS]}
+    if arena_approved is not None:
+        fields["arena_approved"] = arena_approved
+    fields["updated_at"] = timezone.now()
+    pk = version.pk if isinstance(version, ModelVersion) else int(version)
+    ModelVersion.objects.filter(pk=pk).update(**fields)
+    if not isinstance(version, ModelVersion):
+        return None
+    for name, value in fields.items():
+        setattr(version, name, value)
+    return version
+
+
 def version_mark_ready(*, version: ModelVersion) -> ModelVersion:
     """The checkpoint passed validation: the version is ``ready`` (the pipeline starts here)."""
-    version.status = VersionStatus.READY
-    version.status_reason = ""
-    version.save(update_fields=["status", "status_reason", "updated_at"])
-    return version
+    return version_status_change(version=version, status=VersionStatus.READY)
 
 
 def version_reject(*, version: ModelVersion, reason: str) -> ModelVersion:
@@ -705,9 +727,7 @@ def version_reject(*, version: ModelVersion, reason: str) -> ModelVersion:
     with transaction.atomic():
         Checkpoint.objects.filter(version=version).delete()
         Upload.objects.filter(pk__in=[upload.pk for upload in uploads]).delete()
-        version.status = VersionStatus.REJECTED
-        version.status_reason = reason
-        version.save(update_fields=["status", "status_reason", "updated_at"])
+        version_status_change(version=version, status=VersionStatus.REJECTED, reason=reason)
     return version
 
 

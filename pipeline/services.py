@@ -19,7 +19,7 @@ from django.db import transaction
 
 from config import task_names
 from models_registry.models import ModelVersion, VersionStatus
-from models_registry.services import checkpoint_validate
+from models_registry.services import checkpoint_validate, version_status_change
 from pipeline.models import Stage, StageState, VersionStage
 from pipeline.stages import stage_run, stage_wait, stages_pending
 
@@ -67,8 +67,7 @@ def pipeline_rerun(*, version: ModelVersion, stage: str) -> None:
     if stage == Stage.VALIDATE:
         if not hasattr(version, "checkpoint") and not version.uploads.exists():
             raise PipelineError(f"{version} has no uploaded checkpoint to validate")
-        version.status = VersionStatus.VALIDATING
-        version.save(update_fields=["status", "updated_at"])
+        version_status_change(version=version, status=VersionStatus.VALIDATING)
         validation_enqueue(version_id=version.pk)
         return
     if version.status in (
@@ -165,27 +164,23 @@ def pipeline_judge(*, version_id: int, mode: str | None, backend: str) -> JudgeS
     return JudgeStageResult(skipped=run.skipped_reason)
 
 
-def version_set_status(*, version_id: int, status: str, reason: str = "") -> None:
-    ModelVersion.objects.filter(pk=version_id).update(status=status, status_reason=reason)
-
-
 def version_join_arena(*, version_id: int) -> ModelVersion:
     """Last stage: samples join the arena if approved (or at once with ARENA_AUTO_APPROVE)."""
     with transaction.atomic():
         version = ModelVersion.objects.select_for_update().get(pk=version_id)
         with stage_run(version_id=version_id, stage=Stage.ARENA, total=1) as run:
-            if settings.ARENA_AUTO_APPROVE and not version.arena_approved:
-                version.arena_approved = True
-            if version.arena_approved:
-                version.status = VersionStatus.PUBLISHED
-                version.status_reason = ""
+            approved = version.arena_approved or settings.ARENA_AUTO_APPROVE
+            if approved:
+                version_status_change(
+                    version=version, status=VersionStatus.PUBLISHED, arena_approved=True
+                )
             else:
-                version.status = VersionStatus.EVALUATING
-                version.status_reason = (
-                    "Evaluated; waiting for a maintainer to approve it for the arena."
+                version_status_change(
+                    version=version,
+                    status=VersionStatus.EVALUATING,
+                    reason="Evaluated; waiting for a maintainer to approve it for the arena.",
                 )
                 run.leave_running()
-            version.save(update_fields=["arena_approved", "status", "status_reason", "updated_at"])
         if not version.arena_approved:
             stage_wait(version_id=version_id, stage=Stage.ARENA, reason=AWAITING_APPROVAL)
         else:
@@ -244,4 +239,4 @@ def version_pipeline_failed(*, version_id: int, reason: str) -> None:
         .first()
     )
     detail = f"stage {failed.stage} failed: {failed.reason}" if failed else reason
-    version_set_status(version_id=version_id, status=VersionStatus.FAILED, reason=detail[:4000])
+    version_status_change(version=version_id, status=VersionStatus.FAILED, reason=detail)

@@ -17,9 +17,10 @@ def pipeline_launch(version_id: int, from_stage: str = "generate") -> str:
 
 @shared_task(name=task_names.PIPELINE_SET_STATUS)
 def pipeline_set_status(version_id: int, status: str) -> str:
-    from pipeline.services import version_set_status
+    """The chain's step into a stage's version status (the registry's one status service)."""
+    from models_registry.services import version_status_change
 
-    version_set_status(version_id=version_id, status=status)
+    version_status_change(version=version_id, status=status)
     return status
 
 

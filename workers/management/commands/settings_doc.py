@@ -150,7 +150,6 @@ class Section:
 class _Comments:
     """The comments of one source file, by line number."""
 
-    lines: list[str]
     full: dict[int, str]  # lines that are only a comment
     inline: dict[int, str]  # comments after code
     headers: dict[int, tuple[str, str]]  # section header lines: (title, intro)
@@ -187,7 +186,7 @@ class _Comments:
             elif dash and dash["title"]:
                 title = dash["title"]
                 headers[row] = (title[:1].upper() + title[1:], "")
-        return cls(lines, full, inline, headers, intro_lines)
+        return cls(full, inline, headers, intro_lines)
 
     def block_above(self, row: int) -> list[str]:
         """The comment lines directly above `row` (no blank line between), header lines and
