@@ -1,7 +1,16 @@
 from django.contrib import admin
 
 from arena import rater_checks
-from arena.models import Battle, BattleSample, Rater, RaterFlag, RatingSnapshot, Vote
+from arena.models import (
+    Battle,
+    BattleSample,
+    Rater,
+    RaterFlag,
+    RatingSnapshot,
+    SampleReveal,
+    TargetingFlag,
+    Vote,
+)
 
 
 @admin.register(Rater)
@@ -111,3 +120,23 @@ class RaterFlagAdmin(admin.ModelAdmin):
     @admin.action(description="Reset: let the test decide again")
     def reset_reviews(self, request, queryset):
         self._review(request, queryset, "reset")
+
+
+@admin.register(TargetingFlag)
+class TargetingFlagAdmin(admin.ModelAdmin):
+    """Raters and addresses the targeted-voting test flagged (their votes are left out)."""
+
+    list_display = ["subject", "key", "model", "n", "wins", "expected", "p_value", "checked_at"]
+    list_filter = ["subject"]
+    search_fields = ["key", "model"]
+    readonly_fields = list_display
+
+
+@admin.register(SampleReveal)
+class SampleRevealAdmin(admin.ModelAdmin):
+    """Who has seen which sample's model (never served to them again)."""
+
+    list_display = ["sample", "rater", "rater_kind", "created_at"]
+    list_filter = ["rater_kind"]
+    raw_id_fields = ["sample", "rater"]
+    readonly_fields = ["sample", "rater", "rater_kind", "ip_hash", "created_at"]
