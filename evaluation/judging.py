@@ -121,8 +121,8 @@ def _local_vlm(path: str, device: str) -> vqascore.LocalVLM:
 def checker_judge() -> CheckerJudge:
     """The synthetic checker as a pairwise judge (weights at PROMPT_CHECKER_WEIGHTS_PATH, fitted
     there when missing); its name, "synthetic-checker", names its arena rater."""
+    from evaluation.backbones import backbone_load
     from evaluation.features.weights import WeightsRejected, WeightsUnavailable
-    from evaluation.services import backbone_load
 
     try:
         return CheckerJudge(backbone_load(key="checker", device="cpu"))

@@ -1,27 +1,27 @@
-"""Evaluation writes and multi-step operations: reference sets, metric results, version metrics.
+"""The metric service: a version's metrics computed on its battle pool, stored idempotently as
+MetricResult rows with their reproducibility manifests.
 
 Heavy imports (torch, open_clip, the backbones) stay inside the functions so that importing
-this module (web process, worker start-up) is cheap.
-"""
+this module (web process, worker start-up) is cheap."""
 
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
 
+from evaluation.backbones import (
+    backbone_load,
+    frames_needed,
+    metric_options,
+    metrics_device,
+)
 from evaluation.metrics.catalogue import (
     EDIT,
-    PROMPT,
     REFERENCE,
     default_metrics_for_task,
     metric_spec,
@@ -32,9 +32,13 @@ from evaluation.models import (
     MediaKind,
     MetricResult,
     MetricStatus,
-    ReferenceSet,
     Sample,
     SamplePool,
+)
+from evaluation.reference_sets import (
+    reference_set_for_task,
+    reference_slug_for_task,
+    reference_stats_load,
 )
 from models_registry.generators.tasks import task_spec
 from models_registry.models import ModelVersion
@@ -44,220 +48,8 @@ if TYPE_CHECKING:
 
     from evaluation.metrics.edit import EditPrompts
 
+
 log = logging.getLogger(__name__)
-
-
-class ReferenceSetCorrupted(Exception):
-    """A cached reference statistics file no longer matches the checksum recorded for it."""
-
-
-# --- backbones ---------------------------------------------------------------------------------
-
-
-def metrics_device() -> str:
-    """The torch device metric backbones run on (METRICS_DEVICE; "auto" = cuda when present)."""
-    device = settings.METRICS_DEVICE
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def backbone_load(
-    *,
-    key: str,
-    weights_path: Path | None = None,
-    allow_custom: bool | None = None,
-    device: str | None = None,
-):
-    """Load backbone `key` ("inception", "clip", "i3d", "checker") from the configured local weights.
-
-    `weights_path` / `allow_custom` override INCEPTION_WEIGHTS_PATH / CLIP_WEIGHTS_PATH /
-    I3D_WEIGHTS_PATH / PROMPT_CHECKER_WEIGHTS_PATH and the *_WEIGHTS_CUSTOM settings (the checker
-    has none: it is fitted at its path when missing). Raises WeightsUnavailable or
-    WeightsRejected (evaluation.features.weights) with a message naming what to configure.
-    """
-    from evaluation.features.registry import BACKBONES, load_backbone
-
-    if key == "pixels":  # pixel metrics (preservation_l1) read the images themselves
-        from evaluation.metrics.edit import PixelBackbone
-
-        return PixelBackbone()
-    spec = BACKBONES[key]
-    path = weights_path if weights_path is not None else getattr(settings, spec.weights_setting)
-    custom = allow_custom
-    if custom is None:
-        custom = getattr(settings, spec.custom_setting) if spec.custom_setting else False
-    return load_backbone(
-        key,
-        weights_path=path,
-        model_name=settings.CLIP_MODEL_NAME if key == "clip" else None,
-        allow_custom=bool(custom or settings.WEIGHTS_ALLOW_CUSTOM),
-        device=device or metrics_device(),
-    )
-
-
-def metric_options(name: str) -> dict:
-    """Per-metric estimator settings (subsets, bootstrap replicates, jackknife groups)."""
-    kind = metric_spec(name).estimator
-    if kind == "kid":
-        return {
-            "subsets": settings.METRICS_KID_SUBSETS,
-            "subset_size": settings.METRICS_KID_SUBSET_SIZE,
-        }
-    if kind == "cmmd":
-        return {"bootstrap": settings.METRICS_BOOTSTRAP}
-    if kind == "frechet":
-        return {"groups": settings.METRICS_JACKKNIFE_GROUPS}
-    return {}
-
-
-# --- reference sets ----------------------------------------------------------------------------
-
-
-def _synthetic_media(*, task: str, n: int, seed: int) -> tuple[str, Iterator[tuple[str, object]]]:
-    from models_registry.generators.synthetic import render_image_dataset, render_video_dataset
-
-    size = settings.METRICS_SYNTHETIC_RESOLUTION
-    kind = task_spec(task).media
-    if kind == "video":
-        media, _, _ = render_video_dataset(n, seed, size=size, frames=settings.METRICS_FVD_FRAMES)
-    else:
-        media, _, _ = render_image_dataset(n, seed, size=size)
-    return kind, ((f"synthetic #{i}", item) for i, item in enumerate(media))
-
-
-def _folder_media(*, folder: Path, task: str) -> tuple[str, Iterator[tuple[str, object]]]:
-    from evaluation.features.media import list_media, read_image, read_video
-
-    kind = task_spec(task).media
-    reader = read_video if kind == "video" else read_image
-    paths = list_media(folder, kind)
-    return kind, ((p.name, reader(p)) for p in paths)
-
-
-def _frames_needed(backbone) -> int | None:
-    return settings.METRICS_FVD_FRAMES if backbone.modality == "video" else None
-
-
-def reference_set_build(
-    *,
-    task: str,
-    backbone,
-    slug: str,
-    folder: Path | None = None,
-    synthetic: int | None = None,
-    seed: int | None = None,
-    batch_size: int | None = None,
-    on_batch: Callable[[int], None] | None = None,
-) -> ReferenceSet:
-    """Compute and cache reference statistics of real media for `backbone` (idempotent).
-
-    Source: `folder` (PNG/JPEG or MP4) or `synthetic` renders of the benchmark dataset. An
-    existing set with the same (slug, backbone, weights sha256) is verified and returned. The
-    .npz is written to storage first and removed again if the row cannot be created.
-    """
-    from evaluation.features.media import batch_arrays
-    from evaluation.metrics.suite import reference_from_media
-
-    existing = ReferenceSet.objects.filter(
-        slug=slug, backbone=backbone.name, weights_sha256=backbone.weights_sha256
-    ).first()
-    if existing is not None:
-        reference_stats_load(reference_set=existing)
-        return existing
-    if (folder is None) == (synthetic is None):
-        raise ValueError("give exactly one source: a folder or a number of synthetic renders")
-    if folder is not None:
-        kind, items = _folder_media(folder=Path(folder), task=task)
-        source = str(Path(folder).resolve())
-    else:
-        seed = settings.METRICS_SYNTHETIC_REFERENCE_SEED if seed is None else seed
-        kind, items = _synthetic_media(task=task, n=synthetic, seed=seed)
-        source = f"synthetic:{synthetic}:seed={seed}:size={settings.METRICS_SYNTHETIC_RESOLUTION}"
-    batches = batch_arrays(
-        items,
-        batch_size or settings.METRICS_BATCH_SIZE,
-        kind=kind,
-        frames=_frames_needed(backbone),
-        purpose=f"the {backbone.name} reference set",
-    )
-    stats = reference_from_media(backbone, batches, on_batch=on_batch)
-    buffer = io.BytesIO()
-    stats.save(buffer)
-    payload = buffer.getvalue()
-    digest = hashlib.sha256(payload).hexdigest()
-    name = default_storage.save(
-        f"reference_stats/{slug}-{backbone.name.replace(':', '_')}-{digest[:12]}.npz",
-        ContentFile(payload),
-    )
-    try:
-        with transaction.atomic():
-            return ReferenceSet.objects.create(
-                slug=slug,
-                task=task,
-                backbone=backbone.name,
-                weights_sha256=backbone.weights_sha256,
-                source_path=source[:500],
-                stats_file=name,
-                stats_sha256=digest,
-                n=stats.n,
-            )
-    except IntegrityError:
-        # Another worker built the same set meanwhile: keep theirs, drop our file.
-        default_storage.delete(name)
-        return ReferenceSet.objects.get(
-            slug=slug, backbone=backbone.name, weights_sha256=backbone.weights_sha256
-        )
-    except Exception:
-        default_storage.delete(name)
-        raise
-
-
-def reference_stats_load(*, reference_set: ReferenceSet):
-    """The set's ReferenceStats after checking the file against its recorded sha256."""
-    from evaluation.metrics.reference import ReferenceStats
-
-    with reference_set.stats_file.open("rb") as handle:
-        payload = handle.read()
-    digest = hashlib.sha256(payload).hexdigest()
-    if digest != reference_set.stats_sha256:
-        raise ReferenceSetCorrupted(
-            f"reference set {reference_set.slug} [{reference_set.backbone}]: stats file "
-            f"{reference_set.stats_file.name} has sha256 {digest}, expected "
-            f"{reference_set.stats_sha256}; delete the set and build it again"
-        )
-    stats = ReferenceStats.load(io.BytesIO(payload))
-    stats.check_backbone(reference_set.backbone, reference_set.weights_sha256)
-    return stats
-
-
-def reference_slug_for_task(task: str) -> str:
-    """The configured reference source of a task, as a slug (folder hash or synthetic spec)."""
-    folder = settings.METRICS_REFERENCE_DIRS.get(task)
-    if folder:
-        tag = hashlib.sha256(str(Path(folder).resolve()).encode()).hexdigest()[:10]
-        return f"{task}-dir-{tag}"
-    return (
-        f"{task}-synthetic-{settings.METRICS_SYNTHETIC_REFERENCE_SIZE}"
-        f"-s{settings.METRICS_SYNTHETIC_REFERENCE_SEED}-r{settings.METRICS_SYNTHETIC_RESOLUTION}"
-    )
-
-
-def reference_set_for_task(*, task: str, backbone) -> ReferenceSet:
-    """The task's configured reference set for `backbone`, built on first use."""
-    folder = settings.METRICS_REFERENCE_DIRS.get(task)
-    return reference_set_build(
-        task=task,
-        backbone=backbone,
-        slug=reference_slug_for_task(task),
-        folder=folder,
-        synthetic=None if folder else settings.METRICS_SYNTHETIC_REFERENCE_SIZE,
-    )
-
-
-# --- metric results ----------------------------------------------------------------------------
 
 
 def metric_result_store(
@@ -475,7 +267,7 @@ def _compute_group(version, task, kind, names, backbone, samples) -> list[Metric
             )
             for n in names
         ]
-    frames = _frames_needed(backbone)
+    frames = frames_needed(backbone)
     try:
         if not samples:
             raise MediaError(f"version {version} has no samples to evaluate")
@@ -598,160 +390,3 @@ def _json_safe(details: dict) -> dict:
         k: (v if isinstance(v, (str, int, float, bool)) or v is None else str(v))
         for k, v in details.items()
     }
-
-
-# --- folders (compute_metric) --------------------------------------------------------------------
-
-
-def read_prompts(*, prompts_file: Path, files: Sequence[Path]) -> list[str]:
-    """One prompt per file: a .json {file name: prompt} or a text file, one line per file in
-    sorted file-name order."""
-    import json
-
-    from evaluation.features.media import MediaError
-
-    path = Path(prompts_file)
-    if not path.is_file():
-        raise MediaError(f"prompts file {path} does not exist")
-    if path.suffix.lower() == ".json":
-        try:
-            mapping = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise MediaError(f"prompts file {path} is not valid JSON: {exc}") from exc
-        if not isinstance(mapping, dict):
-            raise MediaError(f"prompts file {path} must be a JSON object {{file name: prompt}}")
-        missing = [f.name for f in files if f.name not in mapping]
-        if missing:
-            raise MediaError(f"prompts file {path} has no prompt for {', '.join(missing[:5])}")
-        return [str(mapping[f.name]) for f in files]
-    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if len(lines) != len(files):
-        raise MediaError(
-            f"prompts file {path} has {len(lines)} prompts for {len(files)} files; give one line "
-            "per file in sorted file-name order, or a JSON object {file name: prompt}"
-        )
-    return lines
-
-
-def folder_metric_compute(
-    *,
-    metric: str,
-    fake: Path,
-    real: Path | None = None,
-    prompts_file: Path | None = None,
-    weights_path: Path | None = None,
-    allow_custom: bool | None = None,
-    batch_size: int | None = None,
-    device: str | None = None,
-    progress: Callable[[str, int], Callable[[int], None]] | None = None,
-):
-    """A metric (MetricValue) of a folder of generated media against real media.
-
-    `real` is a folder of PNG/JPEG/MP4 or a reference .npz written by build_reference_set (not
-    needed for clip_score, which needs `prompts_file`). `progress(label, total)` returns a
-    callback taking the number of items just processed. Raises MediaError, WeightsUnavailable,
-    WeightsRejected or ValueError with a message for the user.
-    """
-    from evaluation.features.media import MediaError, batches
-    from evaluation.metrics.reference import ReferenceStats
-    from evaluation.metrics.suite import evaluate, reference_from_media
-
-    spec = suite_metric_spec(metric)
-    if spec.kind == EDIT:
-        raise MediaError(
-            f"{metric} compares each edit with its source image and the oracle's edit region: "
-            "it is computed by the metrics stage of an image-edit version, not on a folder"
-        )
-    fake_files = _media_files(Path(fake), spec.media)
-    kind = "video" if fake_files[0].suffix.lower() == ".mp4" else "image"
-    prompts = None
-    if spec.kind == PROMPT:
-        if prompts_file is None:
-            raise MediaError(f"{metric} needs --prompts FILE (one prompt per generated file)")
-        prompts = read_prompts(prompts_file=prompts_file, files=fake_files)
-    elif real is None:
-        raise MediaError(f"{metric} needs --real (a folder of real media or a reference .npz)")
-    backbone = backbone_load(
-        key=spec.backbone, weights_path=weights_path, allow_custom=allow_custom, device=device
-    )
-    size = batch_size or settings.METRICS_BATCH_SIZE
-    frames = _frames_needed(backbone)
-    purpose = f"{metric} ({backbone.name})"
-    progress = progress or (lambda _label, _total: None)
-    reference = None
-    if spec.kind == REFERENCE:
-        real = Path(real)
-        if real.is_file() and real.suffix == ".npz":
-            reference = ReferenceStats.load(real)
-        else:
-            real_files = _media_files(real, "video" if kind == "video" else "image")
-            reference = reference_from_media(
-                backbone,
-                batches(real_files, size, kind=kind, frames=frames, purpose=purpose),
-                on_batch=progress("real", len(real_files)),
-            )
-
-    def fake_batches():
-        start = 0
-        for batch in batches(fake_files, size, kind=kind, frames=frames, purpose=purpose):
-            yield batch, (prompts[start : start + len(batch)] if prompts else None)
-            start += len(batch)
-
-    return evaluate(
-        metric,
-        backbone=backbone,
-        reference=reference,
-        batches=fake_batches(),
-        on_batch=progress("generated", len(fake_files)),
-        **metric_options(metric),
-    )
-
-
-def _media_files(folder: Path, media: str) -> list[Path]:
-    from evaluation.features.media import MediaError, list_media
-
-    if media != "any":
-        return list_media(folder, media)
-    try:
-        return list_media(folder, "image")
-    except MediaError:
-        try:
-            return list_media(folder, "video")
-        except MediaError:
-            raise MediaError(
-                f"{folder} contains no images (.png, .jpg, .jpeg) or videos (.mp4)"
-            ) from None
-
-
-# --- the demo's own CLIP --------------------------------------------------------------------
-
-DEMO_CLIP_JOB = "demo-clip"
-DEMO_CLIP_STEPS = 400
-
-
-def demo_clip_job_spec(*, quick: bool = False) -> dict:
-    """The training job of the demo CLIP (CLIP score, CMMD and FD-on-CLIP in the demo)."""
-    from models_registry.models import TrainingKind
-
-    return {
-        "slug": DEMO_CLIP_JOB,
-        "label": "Demo CLIP (for CLIP score, CMMD and FD on CLIP)",
-        "kind": TrainingKind.BACKBONE,
-        "total": 20 if quick else DEMO_CLIP_STEPS,
-    }
-
-
-def demo_clip_train(*, quick: bool = False) -> Path:
-    """Train (or reuse) the demo CLIP at CLIP_WEIGHTS_PATH as the tracked job `demo-clip`."""
-    from evaluation.features.demo_clip import train_demo_clip
-    from models_registry.reference_training import training_job_tracked
-
-    if not settings.CLIP_WEIGHTS_PATH:
-        raise ImproperlyConfigured("CLIP_WEIGHTS_PATH is not set: no place for the demo CLIP")
-    with training_job_tracked(slug=DEMO_CLIP_JOB) as progress:
-        checkpoint = train_demo_clip(
-            settings.CLIP_WEIGHTS_PATH,
-            steps=demo_clip_job_spec(quick=quick)["total"],
-            progress=progress,
-        )
-    return checkpoint.weights_path

@@ -79,18 +79,17 @@ def steps_sweep_run(
     sampler, by NFE. `sampler` picks another sampler (native) or scheduler class (diffusers)
     than the version's. `progress(done, total)` counts points. Raises SweepRequestError for a
     bad request and GenerationFailed when the checkpoint cannot generate."""
+    from evaluation.backbones import backbone_load, metric_options
     from evaluation.features.media import MediaError
     from evaluation.features.weights import WeightsRejected, WeightsUnavailable
     from evaluation.metrics.prompt_agreement import NoCheckablePrompts
     from evaluation.metrics.suite import evaluate
-    from evaluation.services import (
-        _json_safe,
-        backbone_load,
-        metric_options,
+    from evaluation.reference_sets import (
         reference_set_for_task,
         reference_slug_for_task,
         reference_stats_load,
     )
+    from evaluation.services import _json_safe
     from models_registry.generators import GeneratorConfigError
     from models_registry.generators.quality import parse_prompt
 

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 
 from config import task_names
-from evaluation.services import DEMO_CLIP_JOB, demo_clip_job_spec, demo_clip_train
+from evaluation.demo_clip_training import DEMO_CLIP_JOB, demo_clip_job_spec, demo_clip_train
 from models_registry.models import TrainingJob, TrainingState, VersionStatus
 from models_registry.reference_training import (
     reference_job_specs,

@@ -12,15 +12,15 @@ from django.core.files.base import ContentFile
 from django.core.management import call_command
 from PIL import Image
 
+from evaluation.backbones import backbone_load
 from evaluation.models import MetricResult, MetricStatus, Prompt, PromptSet, ReferenceSet, Sample
-from evaluation.selectors import metric_results_for_version, metric_values_by_version
-from evaluation.services import (
+from evaluation.reference_sets import (
     ReferenceSetCorrupted,
-    backbone_load,
     reference_set_build,
     reference_stats_load,
-    version_metrics_compute,
 )
+from evaluation.selectors import metric_results_for_version, metric_values_by_version
+from evaluation.services import version_metrics_compute
 from models_registry.models import GenerativeModel, ModelVersion
 from pipeline.models import VersionStage
 from pipeline.services import pipeline_metrics

@@ -301,7 +301,7 @@ def test_edit_metrics_merge_like_one_pass_and_refuse_plain_prompts(checker):
 
 def test_compute_metric_on_a_folder_refuses_edit_metrics_naming_why(tmp_path):
     from evaluation.features.media import MediaError
-    from evaluation.services import folder_metric_compute
+    from evaluation.folder_metrics import folder_metric_compute
 
     for name in ("edit_accuracy", "clip_direction", "preservation_l1", "preservation_clip"):
         with pytest.raises(MediaError, match=f"{name} compares each edit with its source"):

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from evaluation.services import backbone_load, reference_set_build, reference_slug_for_task
+from evaluation.backbones import backbone_load
+from evaluation.reference_sets import reference_set_build, reference_slug_for_task
 from models_registry.models import Task
 
 

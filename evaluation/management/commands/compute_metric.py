@@ -9,8 +9,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from evaluation.folder_metrics import folder_metric_compute
 from evaluation.metrics.catalogue import METRICS, PROMPT, SUITE_METRIC_NAMES
-from evaluation.services import folder_metric_compute
 
 PROMPT_METRICS = ", ".join(n for n in SUITE_METRIC_NAMES if METRICS[n].kind == PROMPT)
 
