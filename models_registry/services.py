@@ -615,7 +615,7 @@ def checkpoint_validate(*, version_id: int) -> ModelVersion | None:
             config = diffusers_generator_config(
                 summary, task=version.model.task, overrides=overrides
             )
-            _diffusers_loader_check(folder, upload.sha256)
+            _diffusers_loader_check(folder, upload.sha256, config)
     except CheckpointRejected as exc:
         return version_reject(version=version, reason=str(exc))
     with transaction.atomic():
@@ -635,14 +635,21 @@ def checkpoint_validate(*, version_id: int) -> ModelVersion | None:
     return version
 
 
-def _diffusers_loader_check(folder: str, sha256: str) -> None:
-    """Run the diffusers loader's own layout check, so a ready version is one it can load."""
+def _diffusers_loader_check(folder: str, sha256: str, config: dict) -> None:
+    """Run the diffusers loader's own layout and sampler checks, so a ready version is one it
+    can load and run (a bad sampler key is refused here, not at generation)."""
     # Imported here: the generator modules import torch, which the web process never needs.
-    from models_registry.generators.diffusers_loader import check_model_index
+    from models_registry.generators.diffusers_loader import (
+        check_model_index,
+        check_sampler,
+        pipeline_guides_on_image,
+    )
     from models_registry.generators.protocol import GeneratorConfigError
 
     try:
         check_model_index(local_checkpoint_directory(folder=folder, key=sha256))
+        guided = pipeline_guides_on_image(config["pipeline_class"])
+        check_sampler(config.get("sampler") or {}, image_guided=guided)
     except GeneratorConfigError as exc:
         raise CheckpointRejected(str(exc)) from exc
 

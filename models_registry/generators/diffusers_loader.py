@@ -121,6 +121,37 @@ def check_model_index(directory: Path) -> dict:
     return index
 
 
+def check_sampler(sampler, *, image_guided: bool) -> None:
+    """A diffusers version's ``generator_config.sampler``: an object with only ``scheduler`` (a
+    diffusers scheduler class name), ``steps`` and ``guidance_scale`` (and
+    ``image_guidance_scale`` for pipelines that guide on a source image, InstructPix2Pix).
+    Raises GeneratorConfigError naming what is wrong; the registry runs it at upload, the loader
+    at load, so a bad key is refused before any generation."""
+    if not isinstance(sampler, dict):
+        raise GeneratorConfigError(f"generator config sampler must be an object, got {sampler!r}")
+    allowed = {"scheduler", "steps", "guidance_scale"}
+    if image_guided:
+        allowed.add("image_guidance_scale")
+    unknown = set(sampler) - allowed
+    if unknown:
+        raise GeneratorConfigError(
+            f"generator config sampler has unknown keys {sorted(unknown)}; "
+            f"allowed: {', '.join(sorted(allowed))}"
+        )
+    if sampler.get("scheduler"):
+        _scheduler_class(str(sampler["scheduler"]))
+
+
+def pipeline_guides_on_image(pipeline_class: str) -> bool:
+    """Whether a diffusers pipeline class takes ``image_guidance_scale`` (InstructPix2Pix)."""
+    import diffusers
+
+    cls = getattr(diffusers, pipeline_class, None)
+    if cls is None or not inspect.isclass(cls):
+        return False
+    return "image_guidance_scale" in inspect.signature(cls.__call__).parameters
+
+
 def _scheduler_class(name: str):
     import diffusers
 
@@ -405,19 +436,7 @@ class DiffusersGenerator:
         self.image_guided = "image_guidance_scale" in params
         # The registry records {"sampler": {"scheduler", "steps", "guidance_scale"}, ...}.
         sampler = overrides.get("sampler") or {}
-        if not isinstance(sampler, dict):
-            raise GeneratorConfigError(
-                f"generator config sampler must be an object, got {sampler!r}"
-            )
-        allowed = {"scheduler", "steps", "guidance_scale"}
-        if self.image_guided:
-            allowed.add("image_guidance_scale")
-        unknown = set(sampler) - allowed
-        if unknown:
-            raise GeneratorConfigError(
-                f"generator config sampler has unknown keys {sorted(unknown)}; "
-                f"allowed: {', '.join(sorted(allowed))}"
-            )
+        check_sampler(sampler, image_guided=self.image_guided)
         overrides = {**overrides, **sampler}
         if overrides.get("scheduler"):
             self._set_scheduler(overrides["scheduler"])

@@ -139,6 +139,36 @@ def test_valid_diffusers_pipeline_becomes_ready(api, media):
     assert (media / f"checkpoints/unpacked/{version_id}/unet/config.json").exists()
 
 
+@pytest.mark.parametrize(
+    ("sampler", "fragment"),
+    [
+        ({"scheduler": "DDIMScheduler", "eta": 0.3}, "sampler has unknown keys ['eta']"),
+        ({"scheduler": "NoSuchScheduler"}, "scheduler must be a diffusers scheduler class"),
+        ({"image_guidance_scale": 1.5}, "unknown keys ['image_guidance_scale']"),
+    ],
+)
+def test_a_bad_diffusers_sampler_is_refused_at_upload_not_at_generation(
+    api, media, sampler, fragment
+):
+    rng = np.random.default_rng(0)
+    index = {
+        "_class_name": "DDPMPipeline",
+        "unet": ["diffusers", "UNet2DModel"],
+        "scheduler": ["diffusers", "DDPMScheduler"],
+    }
+    weights = st_save({"w": rng.standard_normal((4, 4)).astype(np.float32)})
+    files = {
+        "pipe/model_index.json": json.dumps(index).encode(),
+        "pipe/unet/config.json": json.dumps({"sample_size": 16}).encode(),
+        "pipe/unet/diffusion_pytorch_model.safetensors": weights,
+        "pipe/scheduler/scheduler_config.json": b"{}",
+    }
+    version_id = submit(
+        api, archive_bytes(files, kind="zip"), generator_config={"sampler": sampler}
+    )
+    assert_rejected(api, version_id, fragment, media)
+
+
 # --- every rejection case ----------------------------------------------------------------------
 
 
