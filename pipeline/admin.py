@@ -5,8 +5,9 @@ from django.contrib import admin, messages
 from models_registry import selectors
 from models_registry.admin import ModelVersionAdmin
 from models_registry.models import ModelVersion
+from pipeline.chain import PipelineError
 from pipeline.models import VersionStage
-from pipeline.services import PipelineError, first_failed_stage, pipeline_rerun
+from pipeline.services import first_failed_stage, pipeline_rerun
 
 
 class VersionStageInline(admin.TabularInline):

@@ -2,9 +2,8 @@
 
     validate ─► [generating] generate ─► [evaluating] metrics ─► judge ─► arena
 
-Celery tasks (workers/) call these functions; the chain that strings them together is built by
-`workers.tasks.pipeline_launch`, which this module names but does not import (workers sit above
-the pipeline). A stage that raises records its reason on its `VersionStage` row; the chain's
+Celery tasks (workers/) call these functions; the chain that strings them together is derived
+from the STAGES table (pipeline.chain) and sent by `workers.tasks.pipeline_launch`. A stage that raises records its reason on its `VersionStage` row; the chain's
 error callback marks the version failed, and other versions' chains go on untouched.
 """
 
@@ -20,20 +19,14 @@ from django.db import transaction
 from config import task_names
 from models_registry.models import ModelVersion, VersionStatus
 from models_registry.services import checkpoint_validate, version_status_change
+from pipeline.chain import RERUNNABLE_STAGES, PipelineError, stages_from
 from pipeline.models import Stage, StageState, VersionStage
 from pipeline.stages import stage_run, stage_wait, stages_pending
 
 if TYPE_CHECKING:
     from evaluation.judging import JudgeRunSummary
 
-# Stages a maintainer can (re)run, in pipeline order; `validate` re-checks the stored checkpoint.
-PIPELINE_STAGES = [Stage.GENERATE, Stage.METRICS, Stage.JUDGE, Stage.ARENA]
-RERUNNABLE_STAGES = [Stage.VALIDATE, *PIPELINE_STAGES]
 AWAITING_APPROVAL = "awaiting maintainer approval"
-
-
-class PipelineError(ValueError):
-    """A user-caused pipeline request that cannot be honoured (message names what is wrong)."""
 
 
 def _enqueue(task_name: str, *args) -> None:
@@ -48,22 +41,13 @@ def validation_enqueue(*, version_id: int) -> None:
 
 def pipeline_start(*, version_id: int, from_stage: str = Stage.GENERATE) -> None:
     """Queue the stages from `from_stage` on, then launch the chain after the commit."""
-    if from_stage not in PIPELINE_STAGES:
-        raise PipelineError(
-            f"unknown stage {from_stage!r}; choose one of {', '.join(PIPELINE_STAGES)}"
-        )
-    stages_pending(
-        version_id=version_id, stages=PIPELINE_STAGES[PIPELINE_STAGES.index(from_stage) :]
-    )
+    stages_pending(version_id=version_id, stages=stages_from(from_stage))
     _enqueue(task_names.PIPELINE_LAUNCH, version_id, str(from_stage))
 
 
 def pipeline_rerun(*, version: ModelVersion, stage: str) -> None:
     """Re-run one stage of a version and everything after it (maintainers: admin or `rerun`)."""
-    if stage not in RERUNNABLE_STAGES:
-        raise PipelineError(
-            f"unknown stage {stage!r}; choose one of {', '.join(RERUNNABLE_STAGES)}"
-        )
+    stages_from(stage, allowed=RERUNNABLE_STAGES)  # PipelineError for an unknown stage
     if stage == Stage.VALIDATE:
         if not hasattr(version, "checkpoint") and not version.uploads.exists():
             raise PipelineError(f"{version} has no uploaded checkpoint to validate")

@@ -17,12 +17,12 @@ from django.core.management.base import CommandError
 from evaluation.models import MetricResult, MetricStatus, Sample
 from evaluation.sample_store import generate_samples, sample_media_name
 from models_registry.models import ModelVersion, VersionStatus
+from pipeline.chain import PipelineError, pipeline_chain
 from pipeline.models import Stage, StageState, VersionStage
-from pipeline.services import PipelineError, pipeline_rerun, pipeline_start
+from pipeline.services import pipeline_rerun, pipeline_start
 from tests.conftest import wait_for
 from tests.integration.redis_support import REDIS, RedisServer, free_port
 from tests.integration.test_generation_task import register_tiny, tiny_config, tiny_prompt_set
-from workers.pipeline import pipeline_chain
 
 
 def stages(version) -> dict[str, VersionStage]:
@@ -309,3 +309,35 @@ def test_admin_reruns_a_version_from_its_failed_stage(
     rows = stages(version)
     assert rows[Stage.GENERATE].state == StageState.DONE  # earlier stages are kept
     assert rows[Stage.METRICS].state == StageState.PENDING and rows[Stage.METRICS].reason == ""
+
+
+def test_a_stage_is_one_row_of_the_stages_table(monkeypatch):
+    """The chain, the stage order and rerun come from STAGES: a toy stage is one row (and its
+    task), and every row's queue is where its task's name routes."""
+    from fnmatch import fnmatch
+
+    from pipeline import chain as stages_table
+
+    for spec in stages_table.STAGES:
+        if isinstance(spec.task, str):
+            routed = next(
+                (
+                    r["queue"]
+                    for glob, r in settings.CELERY_TASK_ROUTES.items()
+                    if fnmatch(spec.task, glob)
+                ),
+                "default",
+            )
+            assert routed == spec.queue, spec
+    assert stages_table.PIPELINE_STAGES == [s.stage for s in stages_table.STAGES]
+    toy = stages_table.StageSpec("toy", "workers.tasks.toy_stage", "default", status="evaluating")
+    rows = stages_table.STAGES
+    monkeypatch.setattr(stages_table, "STAGES", (*rows[:2], toy, *rows[2:]))
+    names = [task.task for task in pipeline_chain(version_id=7, from_stage="toy").tasks]
+    assert names == [
+        "workers.tasks.pipeline_set_status",
+        "workers.tasks.toy_stage",
+        "workers.tasks.judge_version",
+        "workers.tasks.pipeline_join_arena",
+    ]
+    assert stages_table.stages_from("metrics") == ["metrics", "toy", "judge", "arena"]

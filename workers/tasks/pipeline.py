@@ -10,7 +10,7 @@ from config import task_names
 @shared_task(name=task_names.PIPELINE_LAUNCH)
 def pipeline_launch(version_id: int, from_stage: str = "generate") -> str:
     """Build the chain of a version's stages from `from_stage` and send it (pipeline_start)."""
-    from workers.pipeline import pipeline_chain
+    from pipeline.chain import pipeline_chain
 
     return pipeline_chain(version_id=version_id, from_stage=from_stage).apply_async().id
 

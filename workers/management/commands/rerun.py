@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.core.management.base import CommandError
 
 from models_registry.management.version_command import ModelVersionCommand
-from pipeline.services import RERUNNABLE_STAGES, PipelineError, pipeline_rerun
+from pipeline.chain import RERUNNABLE_STAGES, PipelineError
+from pipeline.services import pipeline_rerun
 
 
 class Command(ModelVersionCommand):
