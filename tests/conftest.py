@@ -63,6 +63,11 @@ def child_env(transactional_db) -> dict[str, str]:
         MEDIA_ROOT=str(settings.MEDIA_ROOT),
         PYTHONUNBUFFERED="1",
         CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
+        # The worker counts votes by the same rules as this test process (small_pools_last).
+        ARENA_RETIRE_AFTER_REVEALS=str(settings.ARENA_RETIRE_AFTER_REVEALS),
+        ARENA_EXCLUDE_SEEN_BY_ADDRESS="1" if settings.ARENA_EXCLUDE_SEEN_BY_ADDRESS else "0",
+        ARENA_RATER_MIN_VOTES=str(settings.ARENA_RATER_MIN_VOTES),
+        ARENA_MIN_VOTE_RATE=str(settings.ARENA_MIN_VOTE_RATE),
     )
     return env
 
