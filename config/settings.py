@@ -413,9 +413,9 @@ ARENA_RATER_CHECK_SECONDS = env_float("ARENA_RATER_CHECK_SECONDS", 3600.0)
 # Vote-count rules (arena.rating_snapshots.vote_count_excluded_raters): a human rater served at
 # least ARENA_VOTE_RATE_MIN_BATTLES battles counts only while voting on ARENA_MIN_VOTE_RATE of
 # them, and only from ARENA_RATER_MIN_VOTES votes on (1: every rater counts).
-ARENA_VOTE_RATE_MIN_BATTLES = env_int("ARENA_VOTE_RATE_MIN_BATTLES", 20)
+ARENA_VOTE_RATE_MIN_BATTLES = env_int("ARENA_VOTE_RATE_MIN_BATTLES", 5)  # B <= M: see rigging.py
 ARENA_MIN_VOTE_RATE = env_float("ARENA_MIN_VOTE_RATE", 0.5)
-ARENA_RATER_MIN_VOTES = env_int("ARENA_RATER_MIN_VOTES", 10)
+ARENA_RATER_MIN_VOTES = env_int("ARENA_RATER_MIN_VOTES", 5)
 # Targeted-voting test (arena.ratings.targeting), run with the outlier test: a rater or an
 # address whose votes favour one model beyond the consensus (Bonferroni p < alpha) is excluded.
 ARENA_TARGETED_CHECK_ALPHA = env_float("ARENA_TARGETED_CHECK_ALPHA", 0.01)  # P(flag | honest)
