@@ -140,11 +140,19 @@ def retire_departed(*, task: str | None = None) -> list[int]:
     versions = (
         ModelVersion.objects.filter(pk__in=live.values("version_id"))
         .exclude(pk__in=list(serving.values()))
-        .values_list("pk", "model_id")
+        .values_list("pk", "model_id", "created_at")
+    )
+    served_since = dict(
+        ModelVersion.objects.filter(pk__in=list(serving.values())).values_list(
+            "model_id", "created_at"
+        )
     )
     departed = []
-    for version_id, model_id in versions:
-        if model_id in serving or _was_served(version_id):
+    for version_id, model_id, created in versions:
+        # Superseded: the arena serves a newer version of its model (a newer version still
+        # waiting for approval keeps its pool for when it joins).
+        superseded = model_id in served_since and served_since[model_id] > created
+        if superseded or _was_served(version_id):
             departed.append(version_id)
     if not departed:
         return []

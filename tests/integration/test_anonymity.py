@@ -483,6 +483,22 @@ def test_a_version_that_leaves_the_arena_retires_its_battle_pool(tmp_path):
     first, second = generated_arena(tmp_path, "text-to-image", 2)
     serve_battles(Client(), "text-to-image", n=1)  # both have been served
     assert anonymity.retire_departed() == []  # both still in the arena
+    # A newer version of `second` awaiting approval keeps its pool for when it joins.
+    from models_registry.models import ModelVersion
+
+    pending = ModelVersion.objects.create(
+        model=second.model, tag="next", status="evaluating", arena_approved=False
+    )
+    noise = np.random.default_rng(5).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    store_sample(
+        version=pending,
+        prompt=Sample.objects.filter(version=second).first().prompt,
+        seed=0,
+        pixels=noise,
+        generation_seconds=0.1,
+    )
+    assert anonymity.retire_departed() == []
+    pending.delete()
     version_revoke_arena(version=first)
     # Beat runs the retirement with the rating refresh's period.
     from django.conf import settings
