@@ -489,3 +489,19 @@ def test_example_client_resumes_an_interrupted_upload_and_finalizes(live_server,
     row = Upload.objects.get(pk=upload["id"])
     assert row.status == "finalized" and row.sha256 == sha256(data)
     assert ModelVersion.objects.get(pk=version_id).status == VersionStatus.VALIDATING
+
+
+def test_huge_page_parameters_are_clamped_not_a_server_error(alice_api):
+    """Found by schemathesis: ?limit=7479420817984854163456 overflowed the database's integer."""
+    create_model(alice_api, "tiny-flow", visibility="public")
+    for query in (
+        "limit=7479420817984854163456&offset=-129135694174",
+        "limit=5&offset=99999999999999999999999",
+    ):
+        response = alice_api.get(f"/api/v1/models/?{query}")
+        assert response.status_code == 200, query
+    assert len(alice_api.get("/api/v1/models/?limit=7479420817984854163456").json()["results"]) == 1
+    assert (
+        alice_api.get("/api/v1/models/?limit=5&offset=99999999999999999999999").json()["results"]
+        == []
+    )
