@@ -927,16 +927,9 @@ def export_vote_rows(*, task: str, category: str | None = None, rater_kind: str 
         "ip_hash",
     )
     excluded = set(RaterFlag.objects.filter(excluded=True).values_list("rater_id", flat=True))
-    targeted_raters = {
-        int(key)
-        for subject, key in TargetingFlag.objects.values_list("subject", "key")
-        if subject == TargetSubject.RATER
-    }
-    targeted_addresses = {
-        key
-        for subject, key in TargetingFlag.objects.values_list("subject", "key")
-        if subject == TargetSubject.ADDRESS
-    }
+    flags = list(TargetingFlag.objects.values_list("subject", "key"))
+    targeted_raters = {int(key) for subject, key in flags if subject == TargetSubject.RATER}
+    targeted_addresses = {key for subject, key in flags if subject == TargetSubject.ADDRESS}
     from arena.rating_snapshots import vote_count_excluded_raters
 
     by_count = {

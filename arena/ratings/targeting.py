@@ -36,7 +36,7 @@ about 2^-n, so about log2(K / alpha) rigged votes are flagged: 11 for K = 20, al
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -66,16 +66,7 @@ class TargetCheck:
     tested: int
 
     def as_dict(self) -> dict:
-        return {
-            "group": self.group,
-            "flagged": self.flagged,
-            "model": self.model,
-            "n": self.n,
-            "wins": self.wins,
-            "expected": self.expected,
-            "p_value": self.p_value,
-            "tested": self.tested,
-        }
+        return asdict(self)
 
 
 def poisson_binomial_tail(p: Sequence[float] | np.ndarray, at_least: int) -> float:

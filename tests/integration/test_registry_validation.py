@@ -114,24 +114,28 @@ def test_valid_native_checkpoint_becomes_ready_and_is_unpacked(
     assert pipeline_validate(version_id=version["id"]).status == VersionStatus.READY
 
 
-def test_valid_diffusers_pipeline_becomes_ready(api, media):
+def ddpm_pipeline_files(*, vae: bool = True) -> dict[str, bytes]:
+    """A minimal DDPMPipeline folder (a unet, a scheduler, optionally a VAE) as archive members."""
     rng = np.random.default_rng(0)
-    index = {
-        "_class_name": "DDPMPipeline",
-        "unet": ["diffusers", "UNet2DModel"],
-        "vae": ["diffusers", "AutoencoderKL"],
-        "scheduler": ["diffusers", "DDPMScheduler"],
-    }
+    index = {"_class_name": "DDPMPipeline", "unet": ["diffusers", "UNet2DModel"]}
+    if vae:
+        index["vae"] = ["diffusers", "AutoencoderKL"]
+    index["scheduler"] = ["diffusers", "DDPMScheduler"]
     weights = st_save({"w": rng.standard_normal((4, 4)).astype(np.float32)})
     files = {
         "pipe/model_index.json": json.dumps(index).encode(),
         "pipe/unet/config.json": json.dumps({"sample_size": 16}).encode(),
         "pipe/unet/diffusion_pytorch_model.safetensors": weights,
-        "pipe/vae/config.json": json.dumps({"block_out_channels": [8, 16]}).encode(),
-        "pipe/vae/diffusion_pytorch_model.safetensors": weights,
         "pipe/scheduler/scheduler_config.json": b"{}",
     }
-    version_id = submit(api, archive_bytes(files, kind="zip"))
+    if vae:
+        files["pipe/vae/config.json"] = json.dumps({"block_out_channels": [8, 16]}).encode()
+        files["pipe/vae/diffusion_pytorch_model.safetensors"] = weights
+    return files
+
+
+def test_valid_diffusers_pipeline_becomes_ready(api, media):
+    version_id = submit(api, archive_bytes(ddpm_pipeline_files(), kind="zip"))
     version = ModelVersion.objects.get(pk=version_id)
     assert version.status == VersionStatus.READY, version.status_reason
     assert version.generator_config["resolution"] == 32  # sample_size 16 x VAE factor 2
@@ -150,21 +154,10 @@ def test_valid_diffusers_pipeline_becomes_ready(api, media):
 def test_a_bad_diffusers_sampler_is_refused_at_upload_not_at_generation(
     api, media, sampler, fragment
 ):
-    rng = np.random.default_rng(0)
-    index = {
-        "_class_name": "DDPMPipeline",
-        "unet": ["diffusers", "UNet2DModel"],
-        "scheduler": ["diffusers", "DDPMScheduler"],
-    }
-    weights = st_save({"w": rng.standard_normal((4, 4)).astype(np.float32)})
-    files = {
-        "pipe/model_index.json": json.dumps(index).encode(),
-        "pipe/unet/config.json": json.dumps({"sample_size": 16}).encode(),
-        "pipe/unet/diffusion_pytorch_model.safetensors": weights,
-        "pipe/scheduler/scheduler_config.json": b"{}",
-    }
     version_id = submit(
-        api, archive_bytes(files, kind="zip"), generator_config={"sampler": sampler}
+        api,
+        archive_bytes(ddpm_pipeline_files(vae=False), kind="zip"),
+        generator_config={"sampler": sampler},
     )
     assert_rejected(api, version_id, fragment, media)
 
